@@ -1,0 +1,261 @@
+"""Image files: 8-bit LDR inputs, the NTIRE 2021 16-bit PNG + alignratio format, OpenEXR and Radiance HDR.
+
+All arrays are H×W×3 float32 RGB. Every writer is atomic (temporary file in the same folder, then rename), so a failed
+write never leaves a half-written output. Every reader fails with a one-line ``ZooError`` naming the file.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")  # must precede the first cv2 import (ECOSYSTEM.md §3)
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+from zoo.errors import ZooError  # noqa: E402
+
+LDR_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+HDR_SUFFIXES = (".exr", ".hdr")
+EXR_MAGIC = b"\x76\x2f\x31\x01"
+MAX_PIXELS = 16384 * 16384  # refuse absurd headers before decoding them
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp)`` on a temporary path next to ``path`` (same suffix), then rename it into place."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise ZooError(f"{path}: output folder {path.parent} does not exist")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    except OSError as exc:
+        raise ZooError(f"{path}: cannot write in {path.parent} ({exc.strerror})") from None
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise ZooError(f"{path}: write failed ({exc.strerror or exc})") from None
+        raise
+    return path
+
+
+def _check_file(path: Path) -> None:
+    if not path.is_file():
+        raise ZooError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise ZooError(f"{path}: file is empty (0 bytes)")
+
+
+def _decode(path: Path, flags: int) -> np.ndarray:
+    _check_file(path)
+    data = np.fromfile(path, dtype=np.uint8)
+    try:
+        image = cv2.imdecode(data, flags)
+    except cv2.error:
+        image = None
+    if image is None:
+        raise ZooError(f"{path}: cannot decode image (corrupt, truncated or unsupported format)")
+    if image.shape[0] * image.shape[1] > MAX_PIXELS:
+        raise ZooError(f"{path}: image is {image.shape[1]}x{image.shape[0]}, larger than the {MAX_PIXELS} pixel limit")
+    return image
+
+
+def _to_rgb(image: np.ndarray, path: Path) -> np.ndarray:
+    if image.ndim == 2:
+        raise ZooError(f"{path}: expected an RGB image, got 1 channel (greyscale)")
+    if image.shape[2] != 3:
+        raise ZooError(f"{path}: expected an RGB image (3 channels), got {image.shape[2]} channels")
+    return np.ascontiguousarray(image[..., ::-1])
+
+
+def read_ldr(path: str | Path) -> np.ndarray:
+    """Read an 8-bit RGB photo (PNG/JPEG/TIFF/BMP) as float32 H×W×3 in [0, 1]. 16-bit files are refused: an LDR input
+    is 8-bit by definition (NTIRE ``_medium``), and silently rescaling would change what the model sees."""
+    path = Path(path)
+    image = _decode(path, cv2.IMREAD_UNCHANGED)
+    if image.dtype != np.uint8:
+        raise ZooError(f"{path}: expected an 8-bit image, got {image.dtype} ({image.dtype.itemsize * 8}-bit)")
+    return _to_rgb(image, path).astype(np.float32) / 255.0
+
+
+def check_hdr(image: np.ndarray, path: str | Path) -> np.ndarray:
+    """Refuse NaN, inf and negative values: every downstream step assumes finite non-negative radiance."""
+    if not np.isfinite(image).all():
+        raise ZooError(f"{path}: HDR image contains NaN or inf values; expected finite values")
+    if (image < 0).any():
+        raise ZooError(f"{path}: HDR image contains negative values (min {float(image.min()):.4g}); expected >= 0")
+    return image
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# NTIRE 2021: uint16 PNG of the gamma-encoded image scaled so its max is 65535, plus a 0-d alignratio array.
+
+
+def alignratio_path(png_path: str | Path) -> Path:
+    """``NNNN.png`` / ``NNNN_gt.png`` → ``NNNN_alignratio.npy`` (the organizers' naming)."""
+    png_path = Path(png_path)
+    stem = png_path.stem.removesuffix("_gt")
+    return png_path.with_name(f"{stem}_alignratio.npy")
+
+
+def read_ntire(png_path: str | Path, ratio_path: str | Path | None = None) -> np.ndarray:
+    """Read an NTIRE HDR image: float32 RGB = uint16 / float32(alignratio), gamma-encoded (linear = x**2.24)."""
+    png_path = Path(png_path)
+    ratio_path = Path(ratio_path) if ratio_path is not None else alignratio_path(png_path)
+    image = _decode(png_path, cv2.IMREAD_UNCHANGED)
+    if image.dtype != np.uint16:
+        raise ZooError(f"{png_path}: expected a 16-bit NTIRE PNG, got {image.dtype}")
+    image = _to_rgb(image, png_path)
+    if not ratio_path.is_file():
+        raise ZooError(f"{png_path}: missing alignratio file {ratio_path.name}")
+    try:
+        ratio = np.load(ratio_path, allow_pickle=False)
+    except Exception as exc:  # numpy raises several types for a bad file
+        raise ZooError(f"{ratio_path}: cannot read alignratio ({type(exc).__name__})") from None
+    if ratio.size != 1:
+        raise ZooError(f"{ratio_path}: alignratio must be a single number, got shape {ratio.shape}")
+    ratio = np.float32(ratio.reshape(()))
+    if not np.isfinite(ratio) or ratio <= 0:
+        raise ZooError(f"{ratio_path}: alignratio must be a positive finite number, got {ratio}")
+    return image.astype(np.float32) / ratio
+
+
+def write_ntire(png_path: str | Path, image: np.ndarray) -> tuple[Path, Path]:
+    """Write the NTIRE pair. Negatives are clamped to 0 first (the official writer wraps them around in the uint16
+    cast); an all-zero or non-finite image is refused (the official writer divides by zero)."""
+    png_path = Path(png_path)
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ZooError(f"{png_path}: expected an HxWx3 image to write, got shape {image.shape}")
+    if not np.isfinite(image).all():
+        raise ZooError(f"{png_path}: refusing to write an image with NaN or inf values")
+    image = np.maximum(image, 0.0)
+    peak = float(image.max())
+    if peak <= 0:
+        raise ZooError(f"{png_path}: refusing to write an all-zero image (the alignratio would divide by zero)")
+    ratio = np.float32(65535.0 / peak)
+    quantized = np.clip(np.round(image * ratio), 0, 65535).astype(np.uint16)
+    ratio_path = alignratio_path(png_path)
+
+    def write_png(tmp: Path) -> None:
+        ok, buf = cv2.imencode(".png", quantized[..., ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 1])
+        if not ok:
+            raise ZooError(f"{png_path}: PNG encoding failed")
+        buf.tofile(tmp)
+
+    def write_ratio(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.save(f, ratio)
+
+    atomic_write(ratio_path, write_ratio)
+    atomic_write(png_path, write_png)
+    return png_path, ratio_path
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# OpenEXR (through the OpenEXR package: real EXR bytes, dtype preserved) and Radiance .hdr (through OpenCV).
+
+
+def write_exr(path: str | Path, image: np.ndarray, half: bool = True) -> Path:
+    """Write linear or encoded float RGB as OpenEXR (float16 by default, ZIP compression)."""
+    import OpenEXR
+
+    path = Path(path)
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ZooError(f"{path}: expected an HxWx3 image to write, got shape {image.shape}")
+    if not np.isfinite(image).all():
+        raise ZooError(f"{path}: refusing to write an image with NaN or inf values")
+    pixels = np.ascontiguousarray(image.astype(np.float16) if half else image)
+
+    def write(tmp: Path) -> None:
+        header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+        with OpenEXR.File(header, {"RGB": pixels}) as f:
+            f.write(str(tmp))
+
+    return atomic_write(path, write)
+
+
+def read_exr(path: str | Path) -> np.ndarray:
+    import OpenEXR
+
+    path = Path(path)
+    _check_file(path)
+    with open(path, "rb") as f:
+        if f.read(4) != EXR_MAGIC:
+            raise ZooError(f"{path}: not an OpenEXR file (bad magic bytes)")
+    try:
+        with OpenEXR.File(str(path)) as f:
+            channels = f.channels()
+            if "RGB" in channels:
+                image = channels["RGB"].pixels
+            elif all(c in channels for c in "RGB"):
+                image = np.stack([channels[c].pixels for c in "RGB"], axis=-1)
+            else:
+                raise ZooError(f"{path}: EXR has no R, G, B channels (found {', '.join(sorted(channels))})")
+            image = np.array(image, dtype=np.float32)
+    except ZooError:
+        raise
+    except Exception as exc:
+        raise ZooError(f"{path}: cannot read EXR ({type(exc).__name__}: {exc})") from None
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ZooError(f"{path}: expected 3 colour channels, got array of shape {image.shape}")
+    return image
+
+
+def write_hdr(path: str | Path, image: np.ndarray) -> Path:
+    """Write Radiance RGBE (about 0.6 % relative precision)."""
+    path = Path(path)
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ZooError(f"{path}: expected an HxWx3 image to write, got shape {image.shape}")
+    if not np.isfinite(image).all():
+        raise ZooError(f"{path}: refusing to write an image with NaN or inf values")
+    bgr = np.ascontiguousarray(np.maximum(image, 0)[..., ::-1])
+
+    def write(tmp: Path) -> None:
+        ok, buf = cv2.imencode(".hdr", bgr)
+        if not ok:
+            raise ZooError(f"{path}: Radiance HDR encoding failed")
+        buf.tofile(tmp)
+
+    return atomic_write(path, write)
+
+
+def read_hdr_image(path: str | Path) -> np.ndarray:
+    """Read ``.exr`` or ``.hdr`` as float32 RGB, refusing NaN/inf/negative values."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".exr":
+        image = read_exr(path)
+    elif suffix == ".hdr":
+        _check_file(path)
+        with open(path, "rb") as f:
+            head = f.read(10)
+        if not (head.startswith(b"#?RADIANCE") or head.startswith(b"#?RGBE")):
+            raise ZooError(f"{path}: not a Radiance HDR file (missing #?RADIANCE header)")
+        image = _to_rgb(_decode(path, cv2.IMREAD_UNCHANGED), path).astype(np.float32)
+    else:
+        raise ZooError(f"{path}: unsupported HDR format {suffix!r}; expected .exr or .hdr")
+    return check_hdr(image, path)
+
+
+def write_png8(path: str | Path, image: np.ndarray) -> Path:
+    """Write float RGB in [0, 1] as an 8-bit PNG (previews, LDR inputs)."""
+    path = Path(path)
+    quantized = np.clip(np.round(np.asarray(image, dtype=np.float32) * 255.0), 0, 255).astype(np.uint8)
+
+    def write(tmp: Path) -> None:
+        ok, buf = cv2.imencode(".png", np.ascontiguousarray(quantized[..., ::-1]))
+        if not ok:
+            raise ZooError(f"{path}: PNG encoding failed")
+        buf.tofile(tmp)
+
+    return atomic_write(path, write)

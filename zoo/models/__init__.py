@@ -1,0 +1,1 @@
+"""Explicit imports register the models (no directory scanning)."""

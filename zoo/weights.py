@@ -1,0 +1,96 @@
+"""``load_weights``: the zoo's own checkpoints and the official layouts, detected, converted and checked.
+
+Files are read with ``torch.load(weights_only=True)``: no arbitrary unpickling. An official checkpoint that holds
+pickled Python objects (the two-stage repo saves a StepLR object) is refused with the command that converts it once in
+a trusted environment (``zoo convert``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from zoo.errors import ZooError
+from zoo.registry import spec_of
+
+ZOO_FORMAT = "hdr-zoo/1"
+
+
+def read_checkpoint(path: str | Path) -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise ZooError(f"{path}: no such weights file")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
+            raise ZooError(
+                f"{path}: the file holds pickled Python objects, which the zoo does not unpickle; convert it once in a "
+                f"trusted environment with `zoo convert official {path} OUT.pt` and load OUT.pt"
+            ) from None
+        raise ZooError(f"{path}: not a readable torch checkpoint ({first[:160]})") from None
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, **extra: Any) -> Path:
+    """Write the zoo's own format: {"format", "model", "state_dict", ...extra}, atomically."""
+    from zoo.io import atomic_write
+
+    payload = {"format": ZOO_FORMAT, "model": spec_of(model).name, "state_dict": model.state_dict(), **extra}
+    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
+
+
+def _strip_prefix(state: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    if state and all(k.startswith(prefix) for k in state):
+        return {k[len(prefix) :]: v for k, v in state.items()}
+    return dict(state)
+
+
+def resolve_state_dict(model: nn.Module, source: Any, origin: str = "state dict") -> dict[str, torch.Tensor]:
+    """Turn ``source`` (zoo checkpoint, official checkpoint object or plain state dict) into a state dict for
+    ``model``; raise ``ZooError`` when it was saved for another model."""
+    spec = spec_of(model)
+    if isinstance(source, Mapping) and source.get("format") == ZOO_FORMAT:
+        if source.get("model") != spec.name:
+            raise ZooError(f"{origin}: weights are for model {source.get('model')!r}, not {spec.name!r}")
+        return dict(source["state_dict"])
+    if not isinstance(source, Mapping):
+        raise ZooError(f"{origin}: expected a state dict or checkpoint mapping, got {type(source).__name__}")
+    if spec.convert_official is not None:
+        converted = spec.convert_official(source)
+        if converted is not None:
+            return converted
+    state = source.get("state_dict", source) if isinstance(source.get("state_dict"), Mapping) else source
+    return _strip_prefix(state, "module.")  # DataParallel prefix
+
+
+def load_weights(model: nn.Module, source: str | Path | Mapping[str, Any]) -> nn.Module:
+    """Load weights from a path or a mapping into ``model`` (strict). A key mismatch raises ``ZooError`` naming the
+    missing and unexpected keys; a shape mismatch names the key and both shapes."""
+    origin = str(source) if isinstance(source, str | Path) else "state dict"
+    obj = read_checkpoint(source) if isinstance(source, str | Path) else source
+    state = resolve_state_dict(model, obj, origin)
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    if missing or unexpected:
+
+        def show(keys: list[str]) -> str:
+            return ", ".join(keys[:6]) + (f" … ({len(keys)} in all)" if len(keys) > 6 else "")
+
+        parts = [f"missing keys: {show(missing)}" if missing else "", f"unexpected keys: {show(unexpected)}" if unexpected else ""]
+        raise ZooError(f"{origin}: weights do not fit model {spec_of(model).name!r}; " + "; ".join(p for p in parts if p))
+    for key, value in state.items():
+        value = torch.as_tensor(value)
+        if tuple(value.shape) != tuple(own[key].shape):
+            raise ZooError(
+                f"{origin}: weights do not fit model {spec_of(model).name!r}: {key} has shape {tuple(value.shape)}, "
+                f"expected {tuple(own[key].shape)}"
+            )
+        state[key] = value
+    model.load_state_dict(state, strict=True)
+    return model
