@@ -1,0 +1,66 @@
+"""Typed schema of the ``zoo run`` configuration (Hydra structured configs).
+
+Every group YAML in ``conf/`` is validated against these dataclasses when Hydra composes the config, so a misspelled
+key fails at composition and names the key. Only ``zoo.cli`` touches Hydra; it converts the composed config once with
+``OmegaConf.to_object`` and hands these plain dataclasses to library code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from omegaconf import MISSING
+
+from zoo.data import DataConfig
+
+
+@dataclass
+class ModelConfig:
+    """``name`` is the registry key; ``args`` are ``create_model`` overrides (architecture ablations); ``recipe`` are
+    options of the model's training recipe (loss ablations, VGG weights path, ...); ``weights`` initialises the model
+    from a checkpoint (zoo or official layout) before training."""
+
+    name: str = MISSING
+    args: dict[str, Any] = field(default_factory=dict)
+    recipe: dict[str, Any] = field(default_factory=dict)
+    weights: Optional[str] = None
+
+
+@dataclass
+class TrainConfig:
+    """Step budget and loop settings. Learning rates and schedules come from the model's recipe; ``lr_scale``
+    multiplies them (1.0 = the official values)."""
+
+    steps: int = 1000
+    batch_size: int = 8
+    lr_scale: float = 1.0
+    log_every: int = 25
+    checkpoint_every: int = 500  # steps; 0 = only at the end
+    threads: int = 2  # torch intra-op threads per run
+    device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda", "cuda:1", ...
+    progress: bool = True
+    tensorboard: bool = False
+    nan_policy: str = "stop"  # "stop" (error naming step and loss term) or "skip" (drop the step)
+
+
+@dataclass
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    seed: int = 0
+    results_dir: str = "results/runs"  # one row file per run; relative to the working directory
+    checkpoint_dir: str = "outputs/checkpoints"  # <dir>/<run_id>/: resume state and final weights
+    force: bool = False  # rerun even if a row for this config already exists
+    tag: str = ""  # free text copied into the row (e.g. an ablation label); not part of the run id
+
+
+def register_schema() -> None:
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    cs.store(name="run_schema", node=RunConfig)
+    cs.store(group="model", name="model_schema", node=ModelConfig)
+    cs.store(group="data", name="data_schema", node=DataConfig)
+    cs.store(group="train", name="train_schema", node=TrainConfig)
