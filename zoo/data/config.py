@@ -1,0 +1,70 @@
+"""Configuration of the data engine: plain dataclasses usable as Hydra structured-config nodes.
+
+Only str/int/float/bool/Optional/list/nested-dataclass fields with defaults, so ``OmegaConf.structured(DataConfig)``
+validates YAML overrides at compose time. Library code receives the resolved dataclass (``OmegaConf.to_object``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+
+@dataclass
+class CameraConfig:
+    """The forward camera that turns a linear HDR scene into an 8-bit LDR (PROTOCOLS.md §6).
+
+    Training samples draw every parameter per sample from the ranges; the frozen evaluation split uses the ``eval_*``
+    values (fixed clip fraction, JPEG off by default because JPEG bytes depend on the libjpeg build).
+    """
+
+    # 1. exposure: a fraction q of pixels (per-pixel RGB max) ends above 1 and clips.
+    clip_fraction_min: float = 0.01
+    clip_fraction_max: float = 0.15
+    eval_clip_fraction: float = 0.05  # SI-HDR clip_95; use 0.03 for clip_97
+    # 2. noise in linear space: x + s*x*n1 + c*n2, s ~ U(0, signal_noise_max), c ~ U(0, read_noise_max) per channel.
+    noise: bool = True
+    signal_noise_max: float = 0.08 / 6  # SingleHDR's range
+    read_noise_max: float = 0.005
+    eval_noise: bool = True
+    # 4. camera response: "family" (the project's curve family: training curves for train, held-out curves for eval),
+    # "gamma" (x ** (1 / gamma)) or "srgb" (the sRGB OETF).
+    response: str = "family"
+    gamma: float = 2.24
+    # 6. JPEG (OpenCV encoder, 4:2:0) with probability jpeg_probability per training sample.
+    jpeg: bool = True
+    jpeg_probability: float = 0.5
+    jpeg_quality_min: int = 90
+    jpeg_quality_max: int = 100
+    eval_jpeg: bool = False
+    eval_jpeg_quality: int = 95
+    # 7. augmentation of training patches: random flips / 90° rotations.
+    augment: bool = True
+
+
+@dataclass
+class DataConfig:
+    """Which HDR source to use and how to cut it into training patches and a frozen evaluation split.
+
+    ``name``: "synthetic" (procedural scenes, no files), "folder" (the user's .exr/.hdr files under ``root``, degraded
+    on the fly) or "ntire2021" (NTIRE 2021 Track 1 files under ``root``: NNNN_medium.png, NNNN_gt.png,
+    NNNN_alignratio.npy).
+    """
+
+    name: str = "synthetic"
+    root: Optional[str] = None
+    # A separate folder for the evaluation split (e.g. NTIRE validation frames with GT); None = hold out images of root.
+    eval_root: Optional[str] = None
+    # HDRUNet-style split file (one 4-digit ID per line): those IDs form the eval split, the rest train.
+    split_file: Optional[str] = None
+    patch_size: int = 64
+    train_length: int = 100_000  # samples per epoch (call dataset.set_epoch(e) to draw new ones)
+    eval_count: int = 8  # images in the frozen eval split (0 = all held-out images of a file source)
+    # Evaluation image size: the synthetic scene size, or a centre crop of file sources (None = full frames).
+    eval_height: Optional[int] = 128
+    eval_width: Optional[int] = 192
+    seed: int = 0
+    # Path to an official EMoR ``invemor.txt``; None = the project's own basis (zoo/data/assets).
+    response_basis: Optional[str] = None
+    num_workers: int = 0
+    camera: CameraConfig = field(default_factory=CameraConfig)
