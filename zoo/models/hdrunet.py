@@ -163,7 +163,7 @@ def hdrunet_recipe(loss: str = "tanh_l1") -> Recipe:
     def objective_loss(nets, batch, cache):
         prediction = nets["model"](batch["ldr"])
         value = pixel_loss(loss, prediction, batch["target"])
-        return value, {loss: float(value)}
+        return value, {loss: float(value.detach())}
 
     stage = Stage(
         name="main",

@@ -1,0 +1,39 @@
+# hdr-zoo. `make help` lists the targets. Every target creates .venv and installs what it needs first.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+export OPENCV_IO_ENABLE_OPENEXR := 1
+
+.PHONY: help install test test-all sweep report bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install the zoo with its test tools (CPU torch only)
+
+test: $(STAMP)  ## run the test suite (slow tests excluded; ~10 min on 2 cores)
+	$(BIN)/python -m pytest -q
+
+test-all: $(STAMP)  ## run every test, slow ones included
+	$(BIN)/python -m pytest -q -m "slow or not slow"
+
+sweep: $(STAMP)  ## smoke sweep of every model on the synthetic data, then the report (skips finished runs)
+	$(BIN)/zoo run sweep=smoke
+	$(BIN)/zoo report
+
+report: $(STAMP)  ## regenerate results/ tables and plots from results/runs/
+	$(BIN)/zoo report
+
+bench: $(STAMP)  ## speed benchmarks; tables printed, CSV written to results/bench/
+	$(BIN)/python benchmarks/data_speed.py
+
+clean:  ## remove outputs and caches (keeps .venv and results/)
+	rm -rf outputs multirun .pytest_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
