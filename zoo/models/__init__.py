@@ -1,2 +1,3 @@
 """Explicit imports register the models (no directory scanning)."""
 from zoo.models import hdrunet  # noqa: F401
+from zoo.models import baselines  # noqa: F401

@@ -1,0 +1,111 @@
+"""The non-learned baselines: registration, forward contract, and Landis's operator against hand-computed values."""
+
+import pytest
+import torch
+
+from zoo.domains import to_ntire
+from zoo.errors import ZooError
+from zoo.registry import create_model, get_spec, list_models
+
+BASELINES = ("identity", "inverse_gamma", "landis")
+
+
+@pytest.fixture(scope="module")
+def ldr() -> torch.Tensor:
+    return torch.rand(2, 3, 37, 50, generator=torch.Generator().manual_seed(0))  # odd sizes on purpose
+
+
+@pytest.mark.parametrize("name", BASELINES)
+def test_registered_as_untrained_baselines(name):
+    spec = get_spec(name)
+    assert spec.is_baseline and spec.size_multiple == 1
+    assert spec.recipe().stages == ()
+    assert name in list_models() and name not in list_models(include_baselines=False)
+    model = create_model(name)
+    assert sum(p.numel() for p in model.parameters()) == 0
+    assert model.state_dict() == {}  # nothing to save or load
+
+
+@pytest.mark.parametrize("name", BASELINES)
+def test_forward_shape_and_finite(name, ldr):
+    out = create_model(name)(ldr)
+    assert out.shape == ldr.shape and out.dtype == ldr.dtype
+    assert torch.isfinite(out).all() and (out >= 0).all()
+
+
+def test_recipe_options_are_rejected():
+    with pytest.raises(TypeError):
+        get_spec("landis").recipe(loss="l1")
+
+
+def test_identity_is_exact(ldr):
+    assert torch.equal(create_model("identity")(ldr), ldr)
+
+
+def test_inverse_gamma_scores_as_identity_in_the_ntire_encoding(ldr):
+    linear = create_model("inverse_gamma")(ldr)
+    torch.testing.assert_close(linear, ldr**2.24, rtol=0, atol=0)
+    torch.testing.assert_close(to_ntire(linear, "linear_relative"), ldr, rtol=1e-5, atol=1e-6)
+
+
+def landis_by_hand(r, g, b, threshold=0.5, alpha=2.0, max_luminance=10.0):
+    """The published formula, evaluated on one pixel: linear luminance L, L_w = (1−k)·L + k·Lmax·L above R."""
+    rgb = [c**2.24 for c in (r, g, b)]
+    lum = 0.2126 * rgb[0] + 0.7152 * rgb[1] + 0.0722 * rgb[2]
+    if lum < threshold:
+        return rgb
+    k = ((lum - threshold) / (1 - threshold)) ** alpha
+    lum_w = (1 - k) * lum + k * max_luminance * lum
+    return [c * lum_w / lum for c in rgb]
+
+
+@pytest.mark.parametrize(
+    "pixel, kwargs",
+    [
+        ((1.0, 1.0, 1.0), {}),  # saturated white: L = 1 → max_luminance
+        ((0.95, 0.9, 0.8), {}),  # a bright colour above the threshold
+        ((0.9, 0.2, 0.1), {}),  # a saturated red whose luminance is below the threshold
+        ((0.3, 0.4, 0.5), {}),
+        ((0.9, 0.85, 0.95), {"threshold": 0.3, "alpha": 1.0, "max_luminance": 4.0}),
+    ],
+)
+def test_landis_matches_the_formula_by_hand(pixel, kwargs):
+    x = torch.tensor(pixel, dtype=torch.float64).view(1, 3, 1, 1)
+    out = create_model("landis", **kwargs)(x).view(3).tolist()
+    assert out == pytest.approx(landis_by_hand(*pixel, **kwargs), rel=1e-12)
+
+
+def test_landis_saturated_pixel_reaches_max_luminance():
+    out = create_model("landis", max_luminance=7.0)(torch.ones(1, 3, 2, 2))
+    torch.testing.assert_close(out, torch.full_like(out, 7.0))
+
+
+def test_landis_equals_the_linearised_input_below_its_threshold():
+    x = torch.linspace(0, 1, 256).view(1, 1, 16, 16).expand(1, 3, 16, 16)  # grey ramp: luminance = x**2.24
+    out = create_model("landis")(x)
+    linear = x**2.24
+    below, above = linear < 0.5, linear > 0.5
+    assert below.any() and above.any()
+    torch.testing.assert_close(out[below], linear[below], rtol=0, atol=0)
+    assert (out[above] > linear[above]).all()  # expanded above it
+
+
+def test_landis_is_monotone_in_every_input_value(ldr):
+    model = create_model("landis")
+    ramp = torch.linspace(0, 1, 1001).view(1, 1, 1, -1).expand(1, 3, 1, -1)
+    assert (torch.diff(model(ramp), dim=-1) >= 0).all()  # grey ramp, through the threshold
+    for channel in range(3):  # raising one channel of random pixels never lowers any output value
+        brighter = ldr.clone()
+        brighter[:, channel] = (brighter[:, channel] + 0.1).clamp(max=1)
+        assert (model(brighter) >= model(ldr)).all()
+
+
+def test_landis_rejects_bad_parameters():
+    with pytest.raises(ZooError, match="landis"):
+        create_model("landis", treshold=0.5)  # misspelled argument
+    with pytest.raises(ZooError, match="threshold"):
+        create_model("landis", threshold=1.0)
+    with pytest.raises(ZooError, match="alpha"):
+        create_model("landis", alpha=0.0)
+    with pytest.raises(ZooError, match="max_luminance"):
+        create_model("landis", max_luminance=0.5)
