@@ -252,6 +252,14 @@ def test_ssim_mu_rejects_images_smaller_than_its_window():
         ssim_mu(np.ones((8, 20, 3), np.float32), np.ones((8, 20, 3), np.float32))
 
 
+def test_mu_law_rejects_a_reference_with_a_zero_percentile():
+    reference = np.zeros((16, 16, 3), np.float32)
+    reference[0, 0] = 1.0  # positive maximum, but the 99th percentile is 0
+    for fn in (psnr_mu, ssim_mu):
+        with pytest.raises(ZooError, match="99th percentile"):
+            fn(reference, reference)
+
+
 def test_pu21_rejects_non_positive_peak(pair):
     reference, result = pair
     with pytest.raises(ZooError, match="peak_luminance"):

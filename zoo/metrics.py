@@ -9,7 +9,8 @@ Metric keys carry their protocol (``psnr_mu_ntire``, ``pu21_psnr_rgb``) and ``PR
 every results row must record, because protocols in circulation differ by 10 dB or more on the same images.
 
 Conventions shared by all metrics:
-- the reference must be finite, ≥ 0 and not all zero (otherwise ``ZooError``);
+- the reference must be finite, ≥ 0 and not all zero, and for the μ-law metrics have a positive 99th percentile
+  (otherwise ``ZooError``);
 - negative result values are clamped to 0 before any fractional power (the organizer code gives NaN there, and
   HDRUNet's validation clamps the same way); PSNR-L uses the values as they are, like the organizer;
 - a result containing NaN/inf is a broken model, not a user error: it scores NaN rather than raising;
@@ -135,7 +136,16 @@ def ntire_mu_tonemap(image: Image, reference: Image) -> np.ndarray:
     values in [0, 1). This is the image pair PSNR-μ and SSIM-μ compare.
     """
     ref, img = _pair(reference, image)
-    return _tonemap(_linear(img), np.percentile(ref**NTIRE_GAMMA, NTIRE_PERCENTILE))
+    return _tonemap(_linear(img), _percentile(ref**NTIRE_GAMMA))
+
+
+def _percentile(ref_linear: np.ndarray) -> np.floating:
+    """99th percentile of the reference's linear values over all values: the μ-law's normalisation."""
+    norm = np.percentile(ref_linear, NTIRE_PERCENTILE)
+    if not norm > 0:
+        raise ZooError("reference: its 99th percentile is 0 (over 99 % of the values are black); the NTIRE mu-law "
+                       "tone map needs a positive percentile")
+    return norm
 
 
 def _tonemap(linear: np.ndarray, norm: np.floating) -> np.ndarray:
@@ -151,7 +161,7 @@ def psnr_mu(reference: Image, result: Image) -> float:
     """
     ref, res = _pair(reference, result)
     ref_linear = ref**NTIRE_GAMMA
-    norm = np.percentile(ref_linear, NTIRE_PERCENTILE)
+    norm = _percentile(ref_linear)
     return _psnr(_tonemap(ref_linear, norm), _tonemap(_linear(res), norm))
 
 
@@ -200,7 +210,7 @@ def ssim_mu(reference: Image, result: Image) -> float:
     if min(ref.shape[:2]) < 2 * SSIM_RADIUS + 1:
         raise ZooError(f"reference: SSIM needs images of at least 11×11 pixels, got {ref.shape[0]}×{ref.shape[1]}")
     ref_linear = ref**NTIRE_GAMMA
-    norm = np.percentile(ref_linear, NTIRE_PERCENTILE)
+    norm = _percentile(ref_linear)
     return ssim(_tonemap(ref_linear, norm), _tonemap(_linear(res), norm))
 
 
