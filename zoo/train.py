@@ -191,7 +191,7 @@ def fit(
                 loss.backward()
                 opt.step()
                 logs.update(obj_logs)
-                logs[f"{obj.name}/loss"] = float(loss)
+                logs[f"{obj.name}/loss"] = float(loss.detach())
             for opt in optim.optimizers:
                 opt.zero_grad(set_to_none=True)
             for sched in optim.schedulers:
