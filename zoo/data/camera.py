@@ -7,7 +7,7 @@ Steps, each seeded by the caller's generator and recorded in ``CameraSample.para
    draws identically, so there σ_s and σ_c share one uniform and n₁ = n₂ (MODELS.md §3.9);
 3. clip to [0, 1];
 4. camera response: a forward curve applied by 1024-sample linear lookup (SingleHDR's ``apply_rf``);
-5. 8-bit quantisation round(255·y)/255;
+5. 8-bit quantisation ⌊255·y + 0.5⌋/255 (SingleHDR §3.1; NumPy's round would round halves to even);
 6. optional JPEG through OpenCV (4:2:0 chroma subsampling), whose libjpeg build is recorded: JPEG bytes differ
    between builds, so a frozen split with JPEG is reproducible only on the same OpenCV build.
 """
@@ -139,7 +139,7 @@ def capture(
         noisy = linear
     clipped = np.minimum(noisy, 1.0)
     unquantized = apply_curve(clipped, curve.forward)
-    ldr8 = np.round(unquantized * 255.0).astype(np.uint8)
+    ldr8 = np.floor(unquantized * np.float32(255.0) + np.float32(0.5)).astype(np.uint8)  # the paper's ⌊255x + 0.5⌋
     if params.jpeg_quality:
         ldr8 = jpeg_roundtrip(ldr8, params.jpeg_quality)
     record = asdict(params)

@@ -8,7 +8,7 @@ The DoRF curves and the EMoR basis files are not redistributable, so the project
 (PROTOCOLS.md §6.1) from a fixed seed: ``curve_bank()`` is a deterministic function of ``BANK_SEED`` and
 ``BANK_VERSION``. Its split (``CurveBank.train`` / ``CurveBank.eval``): 5 % of the in-family curves plus the whole
 ``HELD_OUT_FAMILY`` are evaluation-only; the PCA basis is computed from the training curves by
-``zoo/data/make_basis.py`` and committed as ``zoo/data/assets/crf_basis_v1.npz`` with its sha256 (``BASIS_SHA256``),
+``zoo/data/make_basis.py`` and committed as ``zoo/data/assets/crf_basis_v1.npy`` with its sha256 (``BASIS_SHA256``),
 so a model trained with it sees bit-identical basis vectors on every machine (an SVD is not bit-stable across BLAS
 builds). A user-supplied official ``invemor.txt`` is read by ``read_invemor`` / ``load_inverse_basis(path)``.
 """
@@ -16,6 +16,7 @@ builds). A user-supplied official ``invemor.txt`` is read by ``read_invemor`` / 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -36,8 +37,8 @@ HELD_OUT_SHARE = 0.05  # of each in-distribution family, for evaluation only
 # curves per family in the bank (gamma also gets the three named standards: NTIRE 2.24, sRGB, Rec.709)
 FAMILY_SIZES = {"gamma": 120, "sigmoid": 120, "log": 80, "smooth": 80, "perturbed": 80, "mixture": 80, "filmic": 60}
 
-ASSET = Path(__file__).with_name("assets") / "crf_basis_v1.npz"
-BASIS_SHA256 = ""  # filled in by make_basis.py output; checked by load_inverse_basis
+ASSET = Path(__file__).with_name("assets") / "crf_basis_v1.npy"  # (27, 1024) float64: grid, g0, h1..h25
+BASIS_SHA256 = "4aacb024e2d5714aeab10665e331e19a4199fd3d9dfac8c939eacd8231ae81b7"  # printed by make_basis.py
 OFFICIAL_INVEMOR_SHA256 = "86dd5444b1d6bbfbabb02c39519909226a77774543a82a69a6f2b962914d82ee"  # MODELS.md §3.4
 
 
@@ -131,17 +132,12 @@ def log_curve(beta: float) -> np.ndarray:
     return np.log1p(beta * GRID) / math.log1p(beta)
 
 
-def filmic_curve(shoulder: float, linear: float, toe: float, white: float, exposure: float) -> np.ndarray:
-    """A filmic S-curve with toe and shoulder (Hable's rational form F(x) = (x(Ax + CB) + DE)/(x(Ax + B) + DF) − E/F,
-    toe strength D = ``toe``), evaluated on ``exposure``·x and renormalised so F(exposure) ↦ 1."""
-    a, b, c, d, e, f = shoulder, linear, 0.1, toe, 0.02, 0.30
-
-    def hable(x: np.ndarray) -> np.ndarray:
-        return (x * (a * x + c * b) + d * e) / (x * (a * x + b) + d * f) - e / f
-
-    del white  # recorded for provenance only: white = exposure in this parameterisation
-    y = hable(exposure * GRID)
-    return (y - y[0]) / (y[-1] - y[0])
+def filmic_curve(gamma: float, contrast: float, balance: float) -> np.ndarray:
+    """A camera "picture style": a display-space S-curve (toe and shoulder) after a gamma encoding,
+    y = x^(1/gamma), f = y^c / (y^c + balance·(1 − y)^c) with contrast c > 1; ``balance`` moves the pivot."""
+    y = GRID ** (1.0 / gamma)
+    yc = y**contrast
+    return yc / (yc + balance * (1.0 - y) ** contrast)
 
 
 def smooth_curve(coefficients: list[float]) -> np.ndarray:
@@ -196,23 +192,20 @@ def _draw_family(family: str, count: int, rng: np.random.Generator, pool: list[R
             y = log_curve(**params)
         elif family == "filmic":
             params = {
-                "shoulder": float(rng.uniform(0.1, 0.3)),
-                "linear": float(rng.uniform(0.3, 0.6)),
-                "toe": float(rng.uniform(0.1, 0.3)),
-                "white": 0.0,
-                "exposure": float(10 ** rng.uniform(0.3, 1.2)),
+                "gamma": float(rng.uniform(1.8, 2.6)),
+                "contrast": float(rng.uniform(1.1, 1.8)),
+                "balance": float(10 ** rng.uniform(-0.3, 0.3)),
             }
-            params["white"] = params["exposure"]
             y = filmic_curve(**params)
         elif family == "smooth":
-            params = {"coefficients": [float(c) for c in rng.normal(0.0, 1.0, 4) * np.array([1.2, 0.6, 0.4, 0.3])]}
-            # a negative first coefficient makes the curve concave like a real camera; keep both signs but bias it
-            params["coefficients"][0] = -abs(params["coefficients"][0]) - 0.5
+            # a positive first coefficient makes the slope fall from black to white: concave, like real cameras
+            coefficients = [rng.uniform(0.3, 2.0)] + list(rng.normal(0.0, 1.0, 3) * np.array([0.3, 0.2, 0.1]))
+            params = {"coefficients": [float(c) for c in coefficients]}
             y = smooth_curve(**params)
         elif family == "perturbed":
             # a base curve composed with a near-identity monotone warp: f(w(x)), w = (1-s)·x + s·smooth(x)
             base = pool[int(rng.integers(len(pool)))]
-            warp_coefficients = [float(c) for c in rng.normal(0.0, 0.8, 3)]
+            warp_coefficients = [float(c) for c in rng.normal(0.0, 0.5, 3)]
             strength = float(rng.uniform(0.1, 0.4))
             warp = (1 - strength) * GRID + strength * smooth_curve(warp_coefficients)
             params = {"base": base.name, "warp": warp_coefficients, "strength": strength}
@@ -333,34 +326,40 @@ def read_invemor(path: str | Path, k: int = 11) -> InverseResponseBasis:
     )
 
 
-def fit_basis(inverse_curves: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, float]:
-    """PCA of inverse curves (N, 1024): mean g0, the first k right-singular vectors (1024, k) with a sign convention
-    (each component's largest-magnitude entry is positive), and the explained-variance share."""
+def fit_basis(inverse_curves: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """PCA of inverse curves (N, 1024): the mean g0 (1024,), the first k right-singular vectors H (1024, k) with a sign
+    convention (each component's largest-magnitude entry is positive, so reruns agree), and the cumulative
+    explained-variance share of 1..k components (k,)."""
     g0 = inverse_curves.mean(axis=0)
     _, s, vt = np.linalg.svd(inverse_curves - g0, full_matrices=False)
     h = vt[:k].T
     h = h * np.sign(h[np.abs(h).argmax(axis=0), np.arange(k)])
-    return g0, h, float((s[:k] ** 2).sum() / (s**2).sum())
+    return g0, h, np.cumsum(s[:k] ** 2) / (s**2).sum()
 
 
 @lru_cache(maxsize=4)
 def _project_basis(k: int) -> InverseResponseBasis:
-    if ASSET.is_file():
-        raw = ASSET.read_bytes()
-        digest = hashlib.sha256(raw).hexdigest()
-        if BASIS_SHA256 and digest != BASIS_SHA256:
-            raise ZooError(f"{ASSET}: sha256 {digest[:12]}… does not match the committed {BASIS_SHA256[:12]}…")
-        with np.load(ASSET, allow_pickle=False) as data:
-            g0, h = data["g0"], data["components"]
-            explained = data["explained_variance"]
-            generator = str(data["generator"])
-        if k > h.shape[1]:
-            raise ZooError(f"{ASSET}: holds {h.shape[1]} components, {k} requested")
-        return InverseResponseBasis(GRID.copy(), g0, h[:, :k], str(ASSET), digest, generator, float(explained[k - 1]))
-    # no committed asset (only while bootstrapping): compute from the bank
-    inverses = np.stack([c.inverse for c in curve_bank().train])
-    g0, h, explained = fit_basis(inverses, k)
-    return InverseResponseBasis(GRID.copy(), g0, h, "computed", "", f"zoo.data.crf bank v{BANK_VERSION}", explained)
+    """The committed project basis (rows: grid, g0, h1..h25), checked against ``BASIS_SHA256``."""
+    if not ASSET.is_file():
+        raise ZooError(f"{ASSET}: the project's response basis is missing; regenerate it: python -m zoo.data.make_basis")
+    raw = ASSET.read_bytes()
+    digest = hashlib.sha256(raw).hexdigest()
+    if digest != BASIS_SHA256:
+        raise ZooError(f"{ASSET}: sha256 {digest[:12]}… differs from the committed {BASIS_SHA256[:12]}…")
+    rows = np.load(ASSET, allow_pickle=False)
+    info = json.loads(ASSET.with_suffix(".json").read_text())
+    if k > rows.shape[0] - 2:
+        raise ZooError(f"{ASSET}: holds {rows.shape[0] - 2} components, {k} requested")
+    return InverseResponseBasis(
+        grid=rows[0].copy(),
+        g0=rows[1].copy(),
+        components=np.ascontiguousarray(rows[2 : 2 + k].T),
+        source=str(ASSET),
+        sha256=digest,
+        generator=f"zoo.data.make_basis v{info['generator_version']} (bank seed {info['bank_seed']}, "
+        f"bank v{info['bank_version']})",
+        explained_variance=float(info["explained_variance"][k - 1]),
+    )
 
 
 def load_inverse_basis(path: str | None = None, k: int = 11) -> InverseResponseBasis:
