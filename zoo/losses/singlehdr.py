@@ -1,0 +1,187 @@
+"""SingleHDR's stage losses (official ``training_code/`` and paper §3), as ``LossFn`` closures for the recipe.
+
+Every loss takes ``(nets, batch, cache)`` with ``nets["model"]`` a ``SingleHDR`` and the batch keys of the synthetic
+camera: ``ldr`` (final 8-bit LDR), ``ldr_unquantized`` (camera-response output before quantisation), ``linear_clipped``
+(noisy linear scene clipped to [0, 1]), ``linear_noisy`` (noisy, unclipped), ``inv_crf`` (B, 1024) and ``target``
+(NTIRE gamma-encoded HDR aligned to the LDR exposure). Images are (B, 3, H, W).
+
+Official details kept: per-image losses averaged after the per-image exposure mask (``exposure_mask``; divided by B,
+not by the number of kept images), the log tone curve g(x) = log(1 + 10x)/log(11) for the HDR losses, and TV as a
+batch scalar.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from zoo.domains import to_linear
+from zoo.losses.perceptual import PerceptualLoss
+from zoo.models.tf_compat import apply_rf, pad_symmetric
+
+LossFn = Callable[[nn.ModuleDict, dict[str, torch.Tensor], dict[str, Any]], tuple[torch.Tensor, dict[str, float]]]
+
+GREY_WEIGHTS = (0.2989, 0.5870, 0.1140)  # tf.image.rgb_to_grayscale
+OVER_LEVEL, UNDER_LEVEL, EXTREME_SHARE = 249, 6, 0.5
+NET_MULTIPLE = 32
+
+
+def log_tonemap(x: torch.Tensor) -> torch.Tensor:
+    """g(x) = log(1 + 10x) / log(11): the official HDR loss domain; g(0) = 0, g(1) = 1; x ≥ 0 (linear HDR)."""
+    return torch.log1p(10.0 * x) / math.log(11.0)
+
+
+def exposure_mask(ldr: torch.Tensor) -> torch.Tensor:
+    """The official per-image loss mask (B,): 0 for an image whose grey level (8-bit, BT.601 weights) is ≥ 249 on
+    more than half its pixels, or ≤ 6 on more than half; 1 otherwise. ``ldr``: (B, 3, H, W) in [0, 1]."""
+    levels = torch.round(ldr.detach().clamp(0.0, 1.0) * 255.0)
+    grey = torch.round(sum(w * levels[:, i] for i, w in enumerate(GREY_WEIGHTS)))
+    over = (grey >= OVER_LEVEL).float().mean(dim=(1, 2)) > EXTREME_SHARE
+    under = (grey <= UNDER_LEVEL).float().mean(dim=(1, 2)) > EXTREME_SHARE
+    return (~(over | under)).to(ldr.dtype)
+
+
+def masked_mean(per_image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """mean(loss_i · mask_i) over the batch (official: divides by B, not by the number of kept images)."""
+    return (per_image * mask).mean()
+
+
+def per_image_mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (a - b).square().flatten(1).mean(dim=1)
+
+
+def per_image_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (a - b).abs().flatten(1).mean(dim=1)
+
+
+def tv_loss(y: torch.Tensor) -> torch.Tensor:
+    """Official TV: mean |Δ_h y| + mean |Δ_w y| after symmetric-padding one row/column at the end (so each mean is
+    over all H×W positions, the last difference being 0). A batch scalar."""
+    dh = (y[:, :, 1:] - y[:, :, :-1]).abs().sum() / y.numel()
+    dw = (y[:, :, :, 1:] - y[:, :, :, :-1]).abs().sum() / y.numel()
+    return dh + dw
+
+
+def run_padded(fn: Callable[[torch.Tensor], Any], x: torch.Tensor, multiple: int = NET_MULTIPLE) -> Any:
+    """Apply ``fn`` to x symmetric-padded (bottom/right) to a multiple, crop every image-shaped output back."""
+    h, w = x.shape[-2:]
+    pad_h, pad_w = -h % multiple, -w % multiple
+    out = fn(pad_symmetric(x, 0, pad_h, 0, pad_w) if pad_h or pad_w else x)
+    crop = lambda t: t[..., :h, :w] if t.ndim == 4 else t  # noqa: E731
+    return tuple(crop(t) for t in out) if isinstance(out, tuple) else crop(out)
+
+
+def _log(**values: torch.Tensor | float) -> dict[str, float]:
+    return {k: float(v.detach().mean()) if isinstance(v, torch.Tensor) else float(v) for k, v in values.items()}
+
+
+def dequantization_objective() -> LossFn:
+    """Official Dequantization-Net pre-training: masked MSE(clip(Deq(ldr), 0, 1), ldr_unquantized)."""
+
+    def loss(nets: nn.ModuleDict, batch: dict[str, torch.Tensor], cache: dict[str, Any]):
+        c = torch.clamp(run_padded(nets["model"].dequantization, batch["ldr"], 16), 0.0, 1.0)
+        mask = exposure_mask(batch["ldr"])
+        mse = per_image_mse(c, batch["ldr_unquantized"])
+        return masked_mean(mse, mask), _log(mse=mse, kept=mask)
+
+    return loss
+
+
+def linearization_objective(crf_weight: float = 0.1) -> LossFn:
+    """Official Linearization-Net pre-training on the unquantized LDR: masked [MSE(apply_rf(ldr_unquantized, invcrf),
+    linear_clipped) + ``crf_weight``·MSE(invcrf, inv_crf)] (paper λcrf = 0.1)."""
+
+    def loss(nets: nn.ModuleDict, batch: dict[str, torch.Tensor], cache: dict[str, Any]):
+        ldr = batch["ldr_unquantized"]
+        invcrf = nets["model"].linearization(ldr)
+        lin = per_image_mse(apply_rf(ldr, invcrf), batch["linear_clipped"])
+        crf = per_image_mse(invcrf, batch["inv_crf"])
+        mask = exposure_mask(batch["ldr"])
+        return masked_mean(lin + crf_weight * crf, mask), _log(lin_mse=lin, crf_mse=crf, kept=mask)
+
+    return loss
+
+
+def hallucination_terms(a: torch.Tensor, target: torch.Tensor, perceptual: PerceptualLoss) -> dict[str, torch.Tensor]:
+    """The official Hallucination-Net terms on linear A and target: per-image L1 and perceptual distance in the g(·)
+    domain, and the batch-scalar TV of g(A)."""
+    ga, gt = log_tonemap(a), log_tonemap(target)
+    return {"hal_l1": per_image_l1(ga, gt), "perceptual": perceptual(ga, gt), "tv": tv_loss(ga)}
+
+
+def hallucination_objective(perceptual: PerceptualLoss, lambda_p: float = 1e-3, lambda_tv: float = 0.1) -> LossFn:
+    """Official Hallucination-Net pre-training: input ``linear_clipped`` (not a network output), A = x + α·relu(Hal(x)),
+    masked [L1(g(A), g(linear_noisy)) + λp·Perc + λtv·TV] with the official λp = 0.001, λtv = 0.1."""
+
+    def loss(nets: nn.ModuleDict, batch: dict[str, torch.Tensor], cache: dict[str, Any]):
+        a = run_padded(nets["model"].expand_highlights, batch["linear_clipped"])[0]
+        terms = hallucination_terms(a, batch["linear_noisy"], perceptual)
+        mask = exposure_mask(batch["ldr"])
+        total = terms["hal_l1"] + lambda_p * terms["perceptual"] + lambda_tv * terms["tv"]
+        return masked_mean(total, mask), _log(**terms, kept=mask)
+
+    return loss
+
+
+@dataclass(frozen=True)
+class JointWeights:
+    """The paper's end-to-end weights (§3.5, Eq. 4)."""
+
+    deq: float = 1.0
+    lin: float = 10.0
+    crf: float = 1.0
+    hal: float = 1.0
+    perceptual: float = 1e-3
+    tv: float = 0.1
+
+
+def joint_objective(perceptual: PerceptualLoss, weights: JointWeights = JointWeights()) -> LossFn:
+    """The paper's joint fine-tuning of Deq + Lin + Hal on the LDR (no official code): Ltotal = λdeq·Ldeq +
+    λlin·Llin + λcrf·Lcrf + λhal·Lhal + λp·Lp + λtv·Ltv, every term with its stage's official form and intermediate
+    target (Lhal/Lp/Ltv against ``linear_noisy``, the Hallucination stage's target), masked per image."""
+
+    def loss(nets: nn.ModuleDict, batch: dict[str, torch.Tensor], cache: dict[str, Any]):
+        out = nets["model"].stages(batch["ldr"], pad_border=0)
+        deq = per_image_mse(out["C"], batch["ldr_unquantized"])
+        lin = per_image_mse(out["B"], batch["linear_clipped"])
+        crf = per_image_mse(out["invcrf"], batch["inv_crf"])
+        terms = hallucination_terms(out["A"], batch["linear_noisy"], perceptual)
+        total = (weights.deq * deq + weights.lin * lin + weights.crf * crf + weights.hal * terms["hal_l1"]
+                 + weights.perceptual * terms["perceptual"] + weights.tv * terms["tv"])  # fmt: skip
+        mask = exposure_mask(batch["ldr"])
+        return masked_mean(total, mask), _log(deq_mse=deq, lin_mse=lin, crf_mse=crf, **terms, kept=mask)
+
+    return loss
+
+
+REFINEMENT_SCALES = ("aligned", "mean")
+
+
+def refinement_objective(scale: str = "aligned") -> LossFn:
+    """Official refinement fine-tuning loss: L1(g(R), g(H)) on the refinement output R against the HDR target H
+    (linear, from ``target``), all four nets training.
+
+    ``scale="mean"`` is the official normalisation: R and H each divided by (1e-6 + their per-image mean) and ×0.5,
+    a scale-invariant loss (the official real-data targets have no absolute scale). ``scale="aligned"`` (default)
+    compares R and H as they are: the zoo's targets are aligned to the LDR exposure and its evaluation maps outputs to
+    NTIRE without rescaling (``zoo.domains.to_ntire``, rule "aligned"), so the output scale must stay anchored."""
+    if scale not in REFINEMENT_SCALES:
+        from zoo.errors import ZooError
+
+        raise ZooError(f"singlehdr recipe: refinement_scale must be one of {REFINEMENT_SCALES}, got {scale!r}")
+
+    def normalise(x: torch.Tensor) -> torch.Tensor:
+        return x / (1e-6 + x.mean(dim=(1, 2, 3), keepdim=True)) * 0.5 if scale == "mean" else x
+
+    def loss(nets: nn.ModuleDict, batch: dict[str, torch.Tensor], cache: dict[str, Any]):
+        output = nets["model"].stages(batch["ldr"], pad_border=0)["output"]
+        target = to_linear(batch["target"], "ntire_gamma")
+        l1 = per_image_l1(log_tonemap(normalise(output)), log_tonemap(normalise(target)))
+        return l1.mean(), _log(l1=l1)
+
+    return loss

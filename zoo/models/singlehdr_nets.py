@@ -1,0 +1,337 @@
+"""The four SingleHDR sub-networks (Liu et al., CVPR 2020), weight-compatible with the official TensorFlow graph.
+
+Module and parameter names mirror the TF variable scopes (``conv2d_7``, ``res2a_branch2b``, ``bn2a_branch2b``,
+``encoder.h3.conv_2``, ``decoder.h4.fuse_skip_connection``, …), so converting an official checkpoint is a renaming
+plus a layout transpose (``singlehdr.official_variable_table``). All inputs and outputs are NCHW float32; the TF1
+behaviours that matter for exact weights (MODELS.md §3.1) live in ``zoo.models.tf_compat``.
+
+Sizes: the U-Nets need H, W multiples of 16, the Hallucination-Net multiples of 32, the Linearization-Net any size.
+``SingleHDR.forward`` pads to 32 so callers never see these constraints.
+
+Initialisation follows the official defaults (TF ``tf.layers``/slim: glorot-uniform kernels, zero biases; TensorLayer:
+truncated normal σ 0.02, BN γ ~ N(1, 0.002), fuse convs initialised to ``x + skip``).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from zoo.errors import ZooError
+from zoo.models.tf_compat import (
+    increase,
+    max_pool_same,
+    pad_same,
+    resize_bilinear_x2,
+    sobel_edges,
+    soft_histogram,
+)
+
+Taps = dict[str, torch.Tensor] | None  # optional dict that forward() fills with named intermediate tensors
+
+LEAKY_SLOPE = 0.1  # tf.nn.leaky_relu(x, 0.1) in the U-Nets
+SLIM_BN_EPS, SLIM_BN_MOMENTUM = 1e-3, 1e-3  # slim batch_norm: epsilon 1e-3, decay 0.999 (Linearization-Net)
+TL_BN_EPS, TL_BN_MOMENTUM = 1e-5, 0.1  # TensorLayer BatchNormLayer: epsilon 1e-5, decay 0.9 (Hallucination-Net)
+VGG_MEAN_BGR = (103.939, 116.779, 123.68)  # Caffe VGG16 mean, subtracted from the ×255 BGR encoder input
+HISTOGRAM_BINS = (4, 8, 16)  # soft histograms with K+1 bins each: 15 + 27 + 51 channels on RGB
+LINEARIZATION_IN_CHANNELS = 3 + 6 + sum(3 * (k + 1) for k in HISTOGRAM_BINS)  # 102
+SKIP_SCALE = 1.0 / 255  # TF multiplies the encoder skips by float32(1/255)
+
+
+def _tf_conv_name(index: int) -> str:
+    """``tf.layers.conv2d`` names in creation order: conv2d, conv2d_1, conv2d_2, …"""
+    return "conv2d" if index == 0 else f"conv2d_{index}"
+
+
+def _check_multiple(x: torch.Tensor, multiple: int, net: str) -> None:
+    if x.shape[-2] % multiple or x.shape[-1] % multiple:
+        raise ZooError(f"{net}: input size {tuple(x.shape[-2:])} must be a multiple of {multiple} (SingleHDR pads)")
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Dequantization-Net and Refinement-Net: the same U-Net.
+
+
+class UNet(nn.Module):
+    """The official Dequantization/Refinement U-Net: 4 average-pool downsamplings, legacy-bilinear upsampling.
+
+    Convs ``conv2d`` … ``conv2d_18`` (stride 1, 'same', bias, leaky ReLU 0.1): two 7×7 → 16 (s1); down 5×5 → 32 (s2),
+    3×3 → 64 (s3), → 128 (s4), → ``bottleneck``; up to 128/64/32/16, each as resize → conv → concat[x, skip] → conv;
+    head 3×3 → 3. Dequantization (``tanh_head``): output = x + tanh(head), in [-1, 2] before the pipeline's clip.
+    Refinement: output = x[:, :3] + head (a residual on its first input, A), unbounded.
+    """
+
+    def __init__(self, in_channels: int, bottleneck: int, tanh_head: bool):
+        super().__init__()
+        self.tanh_head = tanh_head
+        # (in, out, kernel) per conv, in TF creation order
+        specs = [(in_channels, 16, 7), (16, 16, 7)]
+        width = 16
+        for out, k in ((32, 5), (64, 3), (128, 3), (bottleneck, 3)):
+            specs += [(width, out, k), (out, out, k)]
+            width = out
+        for out in (128, 64, 32, 16):
+            specs += [(width, out, 3), (2 * out, out, 3)]
+            width = out
+        specs.append((16, 3, 3))
+        for i, (c_in, c_out, k) in enumerate(specs):
+            conv = nn.Conv2d(c_in, c_out, k, padding=k // 2)
+            nn.init.xavier_uniform_(conv.weight)  # tf.layers.conv2d default: glorot uniform, zero bias
+            nn.init.zeros_(conv.bias)
+            self.add_module(_tf_conv_name(i), conv)
+
+    def _conv(self, index: int, x: torch.Tensor, act: bool = True) -> torch.Tensor:
+        y = getattr(self, _tf_conv_name(index))(x)
+        return F.leaky_relu(y, LEAKY_SLOPE) if act else y
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, C_in, H, W), H and W multiples of 16 → (B, 3, H, W)."""
+        _check_multiple(x, 16, "SingleHDR U-Net")
+        skips = [self._conv(1, self._conv(0, x))]
+        for i in (2, 4, 6, 8):
+            y = self._conv(i + 1, self._conv(i, F.avg_pool2d(skips[-1], 2)))
+            skips.append(y)
+        y = skips.pop()
+        for i in (10, 12, 14, 16):
+            y = self._conv(i, resize_bilinear_x2(y))
+            y = self._conv(i + 1, torch.cat([y, skips.pop()], dim=1))
+        head = self._conv(18, y, act=False)
+        return x + torch.tanh(head) if self.tanh_head else x[:, :3] + head
+
+
+def dequantization_net() -> UNet:
+    """Dequantization-Net (TF scope ``Dequantization_Net``): 3 → 3, 256-channel bottleneck, 1,999,779 parameters."""
+    return UNet(3, 256, tanh_head=True)
+
+
+def refinement_net() -> UNet:
+    """Refinement-Net (TF scope ``Refinement_Net``): concat[A, B, C] (9) → 3, 128 bottleneck, 1,266,947 parameters."""
+    return UNet(9, 128, tanh_head=False)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Linearization-Net.
+
+# (block, in, mid, out, stride, projection shortcut): a truncated ResNet-50 with Caffe naming (not a ResNet-18)
+RESNET_BLOCKS = (
+    ("2a", 64, 64, 256, 1, True),
+    ("2b", 256, 64, 256, 1, False),
+    ("2c", 256, 64, 256, 1, False),
+    ("3a", 256, 128, 512, 2, True),
+    ("3b", 512, 128, 512, 1, False),
+)
+
+
+def _slim_bn(channels: int) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(channels, eps=SLIM_BN_EPS, momentum=SLIM_BN_MOMENTUM)
+
+
+def _slim_conv(c_in: int, c_out: int, k: int, stride: int = 1, bias: bool = False) -> nn.Conv2d:
+    conv = nn.Conv2d(c_in, c_out, k, stride, padding=0, bias=bias)  # padding done explicitly (TF 'SAME')
+    nn.init.xavier_uniform_(conv.weight)  # slim.conv2d default: xavier (uniform), zero bias
+    if bias:
+        nn.init.zeros_(conv.bias)
+    return conv
+
+
+class LinearizationNet(nn.Module):
+    """Linearization-Net: predicts each image's inverse camera response from the dequantized LDR C.
+
+    Features (102 channels): RGB, Sobel edges (6), spatial soft histograms with K = 4, 8, 16. A truncated
+    ResNet-50 (``crf_feature_net``: conv1 7×7/2 + BN + ReLU, 3×3/2 max-pool, res2a–c, res3a–b; slim BN eps 1e-3) is
+    averaged over space into 512 values; ``ae_invcrf_decode_net.dense`` maps them to k basis weights w. The curve is
+    ``increase(g0 + components·w)``: (B, 1024) samples at i/1023, non-decreasing from 0 to 1.
+
+    ``g0`` (1024,) and ``components`` (1024, k) are the inverse-response basis; they are non-persistent buffers (not
+    in the state dict), because the weights only make sense with the basis they were trained with: the official
+    weights need the official EMoR ``invemor.txt``, zoo-trained weights the project's own basis.
+    """
+
+    def __init__(self, g0: torch.Tensor, components: torch.Tensor):
+        super().__init__()
+        if g0.shape != (components.shape[0],):
+            raise ZooError(f"inverse basis: g0 has shape {tuple(g0.shape)}, components {tuple(components.shape)}")
+        self.register_buffer("g0", g0.to(torch.float32), persistent=False)
+        self.register_buffer("components", components.to(torch.float32), persistent=False)
+        net = nn.ModuleDict()
+        net["conv1"] = _slim_conv(LINEARIZATION_IN_CHANNELS, 64, 7, stride=2, bias=True)
+        net["bn_conv1"] = _slim_bn(64)
+        for block, c_in, mid, c_out, stride, projection in RESNET_BLOCKS:
+            if projection:
+                net[f"res{block}_branch1"] = _slim_conv(c_in, c_out, 1, stride)
+                net[f"bn{block}_branch1"] = _slim_bn(c_out)
+            for branch, (a, b, k, s) in {"2a": (c_in, mid, 1, stride), "2b": (mid, mid, 3, 1), "2c": (mid, c_out, 1, 1)}.items():
+                net[f"res{block}_branch{branch}"] = _slim_conv(a, b, k, s)
+                net[f"bn{block}_branch{branch}"] = _slim_bn(b)
+        self.crf_feature_net = net
+        dense = nn.Linear(512, components.shape[1])
+        nn.init.xavier_uniform_(dense.weight)  # tf.layers.dense default: glorot uniform, zero bias
+        nn.init.zeros_(dense.bias)
+        self.ae_invcrf_decode_net = nn.ModuleDict({"dense": dense})
+
+    @staticmethod
+    def input_features(c: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) in [0, 1] → (B, 102, H, W): RGB, Sobel, soft histograms (official channel order)."""
+        return torch.cat([c, sobel_edges(c)] + [soft_histogram(c, k) for k in HISTOGRAM_BINS], dim=1)
+
+    def _conv_bn(self, x: torch.Tensor, name: str, bn: str, relu: bool) -> torch.Tensor:
+        net = self.crf_feature_net
+        conv = net[name]
+        k, s = conv.kernel_size[0], conv.stride[0]
+        y = net[bn](conv(pad_same(x, k, s)))
+        return torch.relu(y) if relu else y
+
+    def feature(self, features: torch.Tensor, taps: Taps = None) -> torch.Tensor:
+        """The 102-channel features → the 512-value global feature (spatial mean of res3b)."""
+        net = self.crf_feature_net
+        conv1 = net["conv1"](pad_same(features, 7, 2))
+        x = max_pool_same(torch.relu(net["bn_conv1"](conv1)), 3, 2)
+        if taps is not None:
+            taps.update(conv1_out=conv1, pool1_out=x)
+        for block, *_, projection in RESNET_BLOCKS:
+            shortcut = self._conv_bn(x, f"res{block}_branch1", f"bn{block}_branch1", False) if projection else x
+            y = self._conv_bn(x, f"res{block}_branch2a", f"bn{block}_branch2a", True)
+            y = self._conv_bn(y, f"res{block}_branch2b", f"bn{block}_branch2b", True)
+            y = self._conv_bn(y, f"res{block}_branch2c", f"bn{block}_branch2c", False)
+            x = torch.relu(shortcut + y)
+            if taps is not None:
+                taps[f"res{block}_relu"] = x
+        return x.mean(dim=(2, 3))
+
+    def forward(self, c: torch.Tensor, taps: Taps = None) -> torch.Tensor:
+        """c: dequantized LDR (B, 3, H, W) in [0, 1], any H, W → inverse response (B, 1024)."""
+        features = self.input_features(c)
+        feature = self.feature(features, taps)
+        weights = self.ae_invcrf_decode_net["dense"](feature)
+        raw = self.g0 + weights @ self.components.t()
+        if taps is not None:
+            taps.update(features_102=features, feature_512=feature, pca_w_11=weights, invcrf_before_increase=raw)
+        return increase(raw)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Hallucination-Net.
+
+
+def _tl_conv(c_in: int, c_out: int, k: int) -> nn.Conv2d:
+    conv = nn.Conv2d(c_in, c_out, k, padding=k // 2)
+    nn.init.trunc_normal_(conv.weight, std=0.02, a=-0.04, b=0.04)  # TensorLayer default W_init, zero bias
+    nn.init.zeros_(conv.bias)
+    return conv
+
+
+def _tl_bn(channels: int) -> nn.BatchNorm2d:
+    bn = nn.BatchNorm2d(channels, eps=TL_BN_EPS, momentum=TL_BN_MOMENTUM)
+    nn.init.normal_(bn.weight, 1.0, 0.002)  # TL 1.10 gamma_init
+    return bn
+
+
+def _fuse_conv(c_decoder: int, c_skip: int) -> nn.Conv2d:
+    """1×1 conv over concat[decoder, skip], initialised to compute decoder + skip (HDRCNN's fusion)."""
+    conv = nn.Conv2d(c_decoder + c_skip, c_decoder, 1)
+    with torch.no_grad():
+        conv.weight.zero_()
+        eye = torch.arange(c_decoder)
+        conv.weight[eye, eye, 0, 0] = 1.0
+        conv.weight[eye, c_decoder + eye, 0, 0] = 1.0
+        conv.bias.zero_()
+    return conv
+
+
+class ResizeConv(nn.Module):
+    """Resize-convolution ``decon2d``: nearest ×2, REFLECT pad 1, 3×3 'VALID' conv + ReLU, BN (eps 1e-5), ReLU.
+
+    The conv's ``weight``/``bias`` sit on this module (TF: ``decon2d/W_conv2d``, ``decon2d/b_conv2d``) and the BN is
+    ``batch_norm_dc``. Reflect = symmetric = replicate here because rows 0 and 1 are equal after nearest ×2.
+    """
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        conv = _tl_conv(c_in, c_out, 3)
+        self.weight, self.bias = conv.weight, conv.bias
+        self.batch_norm_dc = _tl_bn(c_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.pad(F.interpolate(x, scale_factor=2, mode="nearest"), (1, 1, 1, 1), mode="reflect")
+        return torch.relu(self.batch_norm_dc(torch.relu(F.conv2d(x, self.weight, self.bias))))
+
+
+VGG16_STAGES = ((3, 64, 2), (64, 128, 2), (128, 256, 3), (256, 512, 3), (512, 512, 3))  # (in, out, convs) per h1..h5
+# decoder steps h1..h6: (fuse skip channels or 0, resize-conv in → out or None)
+DECODER_STEPS = ((0, (512, 512)), (512, (512, 512)), (512, (512, 256)), (256, (256, 128)), (128, (128, 64)), (64, None))
+
+
+class HallucinationNet(nn.Module):
+    """Hallucination-Net: HDRCNN's VGG16 U-Net with resize-convolutions, predicting highlight content.
+
+    Input B: linearized image (B, 3, H, W), H and W multiples of 32, nominally in [0, 1]. The encoder sees
+    BGR(255·B) minus the VGG mean; skips are the pre-pool activations ×1/255, fused as concat[decoder, skip] through a
+    1×1 conv; the last skip is the input itself. Output ``hal_raw`` (B, 3, H, W) before the ReLU the pipeline applies.
+    Block names follow TF: ``encoder.h{1..6}``, ``decoder.h{1..7}``. BN eps 1e-5 (TensorLayer).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        encoder = nn.ModuleDict()
+        for stage, (c_in, c_out, n) in enumerate(VGG16_STAGES, start=1):
+            encoder[f"h{stage}"] = nn.ModuleDict({f"conv_{k + 1}": _tl_conv(c_in if k == 0 else c_out, c_out, 3) for k in range(n)})
+        encoder["h6"] = nn.ModuleDict({"conv": _tl_conv(512, 512, 3), "batch_norm": _tl_bn(512)})
+        self.encoder = encoder
+        decoder = nn.ModuleDict()
+        for step, (skip, resize) in enumerate(DECODER_STEPS, start=1):
+            block = nn.ModuleDict()
+            if skip:
+                block["fuse_skip_connection"] = _fuse_conv(skip, skip)
+            if resize:
+                block["decon2d"] = ResizeConv(*resize)
+            decoder[f"h{step}"] = block
+        head = nn.Conv2d(64, 3, 1)
+        nn.init.xavier_normal_(head.weight)
+        nn.init.zeros_(head.bias)
+        decoder["h7"] = nn.ModuleDict({"conv2d": head, "batch_norm": _tl_bn(3), "fuse_skip_connection": _fuse_conv(3, 3)})
+        self.decoder = decoder
+
+    def load_vgg16(self, path: str, convention: str = "torchvision") -> None:
+        """Initialise the encoder convs h1..h5 from a VGG16 weights file in torchvision layout (the official recipe
+        starts from Places365 VGG16 weights). ``convention`` is the file's input convention; torchvision weights get
+        their normalisation folded into conv1_1, since this encoder's input is Caffe-style."""
+        from zoo.losses.perceptual import caffe_first_conv, read_vgg16_convs
+
+        convs = read_vgg16_convs(path)
+        if convention == "torchvision":
+            convs[0] = caffe_first_conv(*convs[0])
+        elif convention != "caffe":
+            raise ZooError(f"VGG16 input convention must be 'torchvision' or 'caffe', got {convention!r}")
+        targets = [conv for stage in range(1, 6) for conv in self.encoder[f"h{stage}"].values()]
+        with torch.no_grad():
+            for conv, (weight, bias) in zip(targets, convs, strict=True):
+                conv.weight.copy_(weight)
+                conv.bias.copy_(bias)
+
+    def forward(self, b: torch.Tensor, taps: Taps = None) -> torch.Tensor:
+        _check_multiple(b, 32, "SingleHDR Hallucination-Net")
+        x_in = b * 255.0
+        r, g, bl = x_in.unbind(dim=1)
+        x = torch.stack([bl - VGG_MEAN_BGR[0], g - VGG_MEAN_BGR[1], r - VGG_MEAN_BGR[2]], dim=1)
+        skips = [x_in]
+        for stage in range(1, 6):
+            for conv in self.encoder[f"h{stage}"].values():
+                x = torch.relu(conv(x))
+            skips.append(x)
+            x = max_pool_same(x, 2, 2)
+        if taps is not None:
+            taps["hal_vgg_pool5"] = x
+        h6 = self.encoder["h6"]
+        x = torch.relu(h6["batch_norm"](h6["conv"](x)))
+        if taps is not None:
+            taps["hal_h6_relu"] = x
+        for step in range(1, 7):
+            block = self.decoder[f"h{step}"]
+            if "fuse_skip_connection" in block:
+                x = block["fuse_skip_connection"](torch.cat([x, skips[7 - step] * SKIP_SCALE], dim=1))
+            if "decon2d" in block:
+                x = block["decon2d"](x)
+        h7 = self.decoder["h7"]
+        x = torch.relu(h7["batch_norm"](h7["conv2d"](x)))
+        return h7["fuse_skip_connection"](torch.cat([x, skips[0] * SKIP_SCALE], dim=1))
