@@ -77,13 +77,18 @@ class CameraSample:
         return {k: v for k, v in self.__dict__.items() if k != "record"}
 
 
+def max_rgb(image: np.ndarray) -> np.ndarray:
+    """Per-pixel max over the RGB channels (H×W); np.maximum is several times faster than max(axis=2) here."""
+    return np.maximum(np.maximum(image[..., 0], image[..., 1]), image[..., 2])
+
+
 def exposure_for_clip_fraction(scene: np.ndarray, clip_fraction: float, path: str = "scene") -> float:
     """t such that a fraction ``clip_fraction`` of pixels of t·scene has max_RGB > 1 (``scene``: H×W×3, ≥ 0).
 
     Ties at the quantile (flat bright plateaus) make the achieved share smaller; if the quantile is 0 (more than
     1 − q of the image is black) the exposure is set from the brightest pixel instead.
     """
-    peak = scene.max(axis=2).ravel()
+    peak = max_rgb(scene).ravel()
     k = min(max(int(round((1.0 - clip_fraction) * peak.size)) - 1, 0), peak.size - 1)
     level = float(np.partition(peak, k)[k])
     if level <= 0:
@@ -120,18 +125,18 @@ def capture(
     curve: ResponseCurve,
     rng: np.random.Generator,
     exposure: float | None = None,
+    path: str = "scene",
 ) -> CameraSample:
     """Photograph a linear HDR ``scene`` (H×W×3, finite, ≥ 0, any scale) with ``params`` and ``curve``.
 
     ``rng`` draws the noise fields (n₁ then n₂, float32 standard normal). ``exposure`` overrides the clip-fraction
-    rule (t given directly). The record holds the params, t, the achieved clipped share and the JPEG encoder.
+    rule (t given directly); ``path`` names the input in errors. The record holds the params, t, the achieved clipped share and the JPEG encoder.
     """
     scene = np.asarray(scene, dtype=np.float32)
-    t = exposure if exposure is not None else exposure_for_clip_fraction(scene, params.clip_fraction)
+    t = exposure if exposure is not None else exposure_for_clip_fraction(scene, params.clip_fraction, path)
     linear = scene * np.float32(t)
     if any(params.signal_noise) or any(params.read_noise):
-        n1 = rng.standard_normal(linear.shape, dtype=np.float32)
-        n2 = rng.standard_normal(linear.shape, dtype=np.float32)
+        n1, n2 = rng.standard_normal((2, *linear.shape), dtype=np.float32)
         s = np.asarray(params.signal_noise, dtype=np.float32)
         c = np.asarray(params.read_noise, dtype=np.float32)
         noisy = np.maximum(linear + s * linear * n1 + c * n2, 0.0)
@@ -145,7 +150,7 @@ def capture(
     record = asdict(params)
     record.update(
         exposure=float(t),
-        clipped_fraction=float((noisy.max(axis=2) >= 1.0).mean()),
+        clipped_fraction=float((max_rgb(noisy) >= 1.0).mean()),
         curve_family=curve.family,
         curve_params=curve.params,
         jpeg_encoder=jpeg_encoder() if params.jpeg_quality else "",

@@ -55,14 +55,21 @@ class DataConfig:
     root: Optional[str] = None
     # A separate folder for the evaluation split (e.g. NTIRE validation frames with GT); None = hold out images of root.
     eval_root: Optional[str] = None
-    # HDRUNet-style split file (one 4-digit ID per line): those IDs form the eval split, the rest train.
+    # A text file of image IDs (one per line; HDRUNet's random_valid.txt for NTIRE, file stems for a folder): those
+    # images form the eval split and the rest train.
     split_file: Optional[str] = None
     patch_size: int = 64
-    train_length: int = 100_000  # samples per epoch (call dataset.set_epoch(e) to draw new ones)
-    eval_count: int = 8  # images in the frozen eval split (0 = all held-out images of a file source)
-    # Evaluation image size: the synthetic scene size, or a centre crop of file sources (None = full frames).
+    train_length: int = 100_000  # training samples per epoch (set_epoch(e) draws a fresh set)
+    # Images in the frozen eval split: synthetic scenes, or images of a file source held out by a seeded draw
+    # (0 = all held-out images; without split_file/eval_root that is every image of root).
+    eval_count: int = 8
+    # Evaluation size: the synthetic scene size, or a centre crop of file sources (None = full frames).
     eval_height: Optional[int] = 128
     eval_width: Optional[int] = 192
+    # Random rescaling of file-source training crops (folder only; < 1 shows more context per patch).
+    train_scale_min: float = 0.5
+    train_scale_max: float = 1.0
+    cache_mb: int = 1024  # decoded images kept in memory per process (file sources)
     seed: int = 0
     # Path to an official EMoR ``invemor.txt``; None = the project's own basis (zoo/data/assets).
     response_basis: Optional[str] = None

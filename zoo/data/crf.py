@@ -19,7 +19,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +59,7 @@ class ResponseCurve:
     forward: np.ndarray = field(repr=False)
     params: dict = field(default_factory=dict)
 
-    @property
+    @cached_property
     def inverse(self) -> np.ndarray:
         """The inverse curve (brightness → irradiance) on ``GRID``, (1024,) float64 in [0, 1]."""
         return inverse_curve(self.forward)
