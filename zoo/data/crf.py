@@ -36,9 +36,10 @@ HELD_OUT_FAMILY = "filmic"  # out-of-distribution test family: never in the trai
 HELD_OUT_SHARE = 0.05  # of each in-distribution family, for evaluation only
 # curves per family in the bank (gamma also gets the three named standards: NTIRE 2.24, sRGB, Rec.709)
 FAMILY_SIZES = {"gamma": 120, "sigmoid": 120, "log": 80, "smooth": 80, "perturbed": 80, "mixture": 80, "filmic": 60}
+BASE_FAMILIES = ("gamma", "sigmoid", "log", "smooth")  # perturbations and mixtures start from their training curves
 
 ASSET = Path(__file__).with_name("assets") / "crf_basis_v1.npy"  # (27, 1024) float64: grid, g0, h1..h25
-BASIS_SHA256 = "4aacb024e2d5714aeab10665e331e19a4199fd3d9dfac8c939eacd8231ae81b7"  # printed by make_basis.py
+BASIS_SHA256 = "eb26f5772887c7716dac96448a70f24f2e975afd78ee77e1380d045860cfd542"  # printed by make_basis.py
 OFFICIAL_INVEMOR_SHA256 = "86dd5444b1d6bbfbabb02c39519909226a77774543a82a69a6f2b962914d82ee"  # MODELS.md §3.4
 
 
@@ -225,8 +226,8 @@ def _draw_family(family: str, count: int, rng: np.random.Generator, pool: list[R
 def curve_bank(seed: int = BANK_SEED) -> CurveBank:
     """Build the project's curve bank (about 620 curves, a few ms): a pure function of ``seed`` and ``BANK_VERSION``.
 
-    Families are drawn in a fixed order from one generator; perturbations and mixtures are built only from the
-    in-distribution curves drawn before them, so the held-out family never leaks into training curves.
+    Families are drawn in a fixed order from one generator, each split right after it is drawn; perturbations and
+    mixtures are built only from training curves of the base families, so no held-out curve leaks into training.
     """
     rng = np.random.default_rng([seed, BANK_VERSION])
     standards = [
@@ -234,22 +235,21 @@ def curve_bank(seed: int = BANK_SEED) -> CurveBank:
         ResponseCurve("srgb", "gamma", _finish(srgb_curve()), {}),
         ResponseCurve("rec709", "gamma", _finish(rec709_curve()), {}),
     ]
-    by_family: dict[str, list[ResponseCurve]] = {}
-    pool = list(standards)
+    train, held, held_family = list(standards), [], []
+    pool = list(standards)  # training curves of the base families: what perturbations and mixtures are built from
     for family, count in FAMILY_SIZES.items():
         drawn = _draw_family(family, count, rng, pool)
-        by_family[family] = drawn
-        if family != HELD_OUT_FAMILY and family in ("gamma", "sigmoid", "log", "smooth"):
-            pool += drawn
-    train, held = list(standards), []
-    for family, curves in by_family.items():
         if family == HELD_OUT_FAMILY:
+            held_family = drawn
             continue
-        order = rng.permutation(len(curves))
-        n_held = max(1, round(HELD_OUT_SHARE * len(curves)))
-        held += [curves[j] for j in sorted(order[:n_held])]
-        train += [curves[j] for j in sorted(order[n_held:])]
-    return CurveBank(tuple(train), tuple(held + by_family[HELD_OUT_FAMILY]), seed, BANK_VERSION)
+        order = rng.permutation(len(drawn))
+        n_held = max(1, round(HELD_OUT_SHARE * len(drawn)))
+        held += [drawn[j] for j in sorted(order[:n_held])]
+        kept = [drawn[j] for j in sorted(order[n_held:])]
+        train += kept
+        if family in BASE_FAMILIES:
+            pool += kept
+    return CurveBank(tuple(train), tuple(held + held_family), seed, BANK_VERSION)
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -348,7 +348,7 @@ def draw_scene(rng: np.random.Generator, aspect: float = 1.5) -> Scene:
             layers_sun = Layer("sun", {
                 "centre": sun,
                 "radius": float(rng.uniform(0.01, 0.05)),
-                "intensity": float(10 ** rng.uniform(2.5, 4.5)),
+                "intensity": float(10 ** rng.uniform(2.0, 3.5)),
                 "glare": float(rng.uniform(0.01, 0.06)),
                 "glare_level": float(sky_level * 10 ** rng.uniform(0.5, 1.8)),
                 "colour": (DAYLIGHT * _colour(rng, 0.05)).astype(np.float32),
@@ -377,7 +377,7 @@ def draw_scene(rng: np.random.Generator, aspect: float = 1.5) -> Scene:
                 "size": (w, h),
                 "bar": float(rng.uniform(0.004, 0.02)),
                 "panes": (int(rng.integers(1, 4)), int(rng.integers(1, 4))),
-                "intensity": float(10 ** rng.uniform(0.8, 2.5)),
+                "intensity": float(10 ** rng.uniform(0.8, 2.2)),
                 "clouds": _draw_octaves(rng, rng.uniform(0.05, 0.2), 4, 0.5),
                 "cloud_gain": float(rng.uniform(0.0, 2.0)),
                 "branches": _draw_octaves(rng, rng.uniform(0.05, 0.2), 3, 0.5),
@@ -406,7 +406,7 @@ def draw_scene(rng: np.random.Generator, aspect: float = 1.5) -> Scene:
                 "centre": centre,
                 "size": (float(rng.uniform(0.05, 0.25)), float(rng.uniform(0.05, 0.2))),
                 "shade_level": float(10 ** rng.uniform(0.3, 1.5)),
-                "intensity": float(10 ** rng.uniform(2.0, 3.7)),
+                "intensity": float(10 ** rng.uniform(1.5, 3.0)),
                 "glow_level": float(10 ** rng.uniform(-0.5, 0.8)),
                 "colour": (WARM ** rng.uniform(0.3, 1.0) * _colour(rng, 0.05)).astype(np.float32),
             }))  # fmt: skip
@@ -419,7 +419,7 @@ def draw_scene(rng: np.random.Generator, aspect: float = 1.5) -> Scene:
             layers.append(Layer("strip", {
                 "ends": ends,
                 "width": float(rng.uniform(0.003, 0.012)),
-                "intensity": float(10 ** rng.uniform(1.0, 2.5)),
+                "intensity": float(10 ** rng.uniform(1.0, 2.2)),
                 "halo": float(rng.uniform(0.01, 0.05)),
                 "halo_level": float(10 ** rng.uniform(-0.3, 0.7)),
                 "colour": (hue / hue.mean()).astype(np.float32),
@@ -434,7 +434,7 @@ def draw_scene(rng: np.random.Generator, aspect: float = 1.5) -> Scene:
             "sizes": [float(v) for v in rng.uniform(0.001, 0.006, n)],
             "angles": [float(v) for v in rng.uniform(0, np.pi, n)],
             "stretch": [float(v) for v in rng.uniform(1.0, 4.0, n)],
-            "levels": [float(v) for v in surface_light * 10 ** rng.uniform(1.5, 3.5, n)],
+            "levels": [float(v) for v in surface_light * 10 ** rng.uniform(1.0, 3.0, n)],
             "colour": (DAYLIGHT * _colour(rng, 0.05)).astype(np.float32),
         }))  # fmt: skip
         anchors.append((float(centre[0]), float(centre[1])))
