@@ -127,7 +127,9 @@ def _random_lab_pairs(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     lab2 = skimage_color.rgb2lab(rng.random((n, 3)))
     close = lab1 + rng.normal(0, 1.5, lab1.shape)
     special1 = np.array([[50, 0, 0], [50, 0, 0], [0, 0, 0], [60, 30, 0], [40, -20, -45], [55, 0, 25], [70, 0, 0]])
-    special2 = np.array([[60, 0, 0], [50, 20, -5], [100, 0, 0], [60, -30, 0.5], [45, 10, -50], [55, 0, -25], [70, 1e-3, 0]])
+    special2 = np.array(
+        [[60, 0, 0], [50, 20, -5], [100, 0, 0], [60, -30, 0.5], [45, 10, -50], [55, 0, -25], [70, 1e-3, 0]]
+    )
     return np.concatenate([lab1, lab1, special1]), np.concatenate([lab2, close, special2])
 
 

@@ -50,7 +50,8 @@ def ssim_terms(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0,
     Returns (ssim, cs), each (B, C).
     """
     if x.shape != y.shape or x.dim() != 4:
-        raise ValueError(f"ssim_terms expects two (B, C, H, W) tensors of one shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+        shapes = f"{tuple(x.shape)} and {tuple(y.shape)}"
+        raise ValueError(f"ssim_terms expects two (B, C, H, W) tensors of one shape, got {shapes}")
     channels = x.shape[1]
     size = min(window_size, x.shape[-2], x.shape[-1])
     g = gaussian_window(size, dtype=x.dtype, device=x.device)

@@ -285,7 +285,7 @@ def convert_official(obj: Any) -> dict[str, torch.Tensor] | None:
     if "stateDictEG" in obj or "stateDictER" in obj:
         for key in ("stateDictEG", "stateDictER"):
             if key not in obj:
-                raise ZooError(f"official two-stage checkpoint: key {key!r} is missing (need stateDictEG and stateDictER)")
+                raise ZooError(f"official two-stage checkpoint: key {key!r} is missing (need stateDictEG, stateDictER)")
         return _convert_stage(obj["stateDictEG"], "stage1", "stateDictEG") | _convert_stage(
             obj["stateDictER"], "stage2", "stateDictER"
         )
@@ -295,7 +295,8 @@ def convert_official(obj: Any) -> dict[str, torch.Tensor] | None:
         return None
     stray = sorted(k for k in obj if not (isinstance(k, str) and k.startswith(("stage1.", "stage2."))))
     if stray:
-        raise ZooError(f"official two-stage state dict: unexpected keys outside stage1./stage2.: {', '.join(map(str, stray))}")
+        listed = ", ".join(map(str, stray))
+        raise ZooError(f"official two-stage state dict: unexpected keys outside stage1./stage2.: {listed}")
     converted: dict[str, torch.Tensor] = {}
     for stage in ("stage1", "stage2"):
         part = {k[len(stage) + 1:]: v for k, v in obj.items() if k.startswith(stage + ".")}
@@ -316,7 +317,7 @@ def convert_official_checkpoint(path: str | Path, out_path: str | Path, trust: b
     How to convert an untrusted file: never unpickle it on a machine that matters. Run this function with
     ``trust=True`` inside a throwaway sandbox (a container or VM with no network, no credentials, no home directory;
     mount the input read-only and an empty output folder), e.g.
-    ``docker run --rm --network none -v $PWD/in:/in:ro -v $PWD/out:/out IMAGE zoo convert official --trust
+    ``docker run --rm --network none -v $PWD/in:/in:ro -v $PWD/out:/out IMAGE zoo convert twostage-official --trust
     /in/ckpt.pth /out/twostage.pt``, discard the sandbox, and use only the converted file (it is plain tensors, read
     with weights_only=True). Record the printed source sha256 alongside it.
     """
@@ -336,7 +337,9 @@ def convert_official_checkpoint(path: str | Path, out_path: str | Path, trust: b
         obj = torch.load(path, map_location="cpu", weights_only=False)
     state = convert_official(obj)
     if state is None:
-        raise ZooError(f"{path}: not an official two-stage checkpoint (expected stateDictEG/stateDictER or stage1./stage2. keys)")
+        raise ZooError(
+            f"{path}: not an official two-stage checkpoint (expected stateDictEG/stateDictER or stage1./stage2. keys)"
+        )
     model = load_weights(create_model("twostage"), state)
     extra: dict[str, Any] = {"source_file": path.name, "source_sha256": digest}
     if isinstance(obj, Mapping) and isinstance(obj.get("stateDictED"), Mapping):
@@ -344,7 +347,8 @@ def convert_official_checkpoint(path: str | Path, out_path: str | Path, trust: b
         try:
             discriminator.load_state_dict(dict(obj["stateDictED"]), strict=True)
         except RuntimeError as exc:
-            raise ZooError(f"{path}: stateDictED does not fit the two-stage discriminator ({' '.join(str(exc).split())[:300]})") from None
+            reason = " ".join(str(exc).split())[:300]
+            raise ZooError(f"{path}: stateDictED does not fit the two-stage discriminator ({reason})") from None
         extra["discriminator_state_dict"] = discriminator.state_dict()
     if isinstance(obj, Mapping) and isinstance(obj.get("step"), int):
         extra["step"] = obj["step"]
@@ -403,7 +407,8 @@ def _discriminator_loss(nets: nn.ModuleDict, batch: dict[str, torch.Tensor],
     loss = F.binary_cross_entropy_with_logits(real_logits, real_labels) + F.binary_cross_entropy_with_logits(
         fake_logits, fake_labels
     )
-    return loss, {"p_real": torch.sigmoid(real_logits).mean().item(), "p_fake": torch.sigmoid(fake_logits).mean().item()}
+    p_real, p_fake = torch.sigmoid(real_logits).mean().item(), torch.sigmoid(fake_logits).mean().item()
+    return loss, {"p_real": p_real, "p_fake": p_fake}
 
 
 def _stage2_loss(nets: nn.ModuleDict, batch: dict[str, torch.Tensor], cache: dict[str, Any], *, stages: str,
@@ -482,6 +487,6 @@ SPEC = register(
         recipe=twostage_recipe,
         convert_official=convert_official,
         description="two-stage residual dense attention network: stage I enhances the LDR image (8-bit target), "
-        "stage II maps it to NTIRE gamma HDR; 834,476 parameters",
+        "stage II maps it to NTIRE gamma HDR",
     )
 )
