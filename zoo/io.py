@@ -22,6 +22,8 @@ LDR_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 HDR_SUFFIXES = (".exr", ".hdr")
 EXR_MAGIC = b"\x76\x2f\x31\x01"
 MAX_PIXELS = 16384 * 16384  # refuse absurd headers before decoding them
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
@@ -37,6 +39,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     tmp = Path(tmp)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the mode a plain open() would
         os.replace(tmp, path)
     except BaseException as exc:
         tmp.unlink(missing_ok=True)

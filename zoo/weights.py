@@ -31,7 +31,7 @@ def read_checkpoint(path: str | Path) -> Any:
         if "weights_only" in str(exc) or "Unsupported global" in str(exc):
             raise ZooError(
                 f"{path}: the file holds pickled Python objects, which the zoo does not unpickle; convert it once in a "
-                f"trusted environment with `zoo convert official {path} OUT.pt` and load OUT.pt"
+                f"trusted environment with `zoo convert twostage-official {path} OUT.pt --trust` and load OUT.pt"
             ) from None
         raise ZooError(f"{path}: not a readable torch checkpoint ({first[:160]})") from None
 
