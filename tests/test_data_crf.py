@@ -109,7 +109,8 @@ def test_apply_curve_follows_the_singlehdr_lookup(bank):
     assert np.abs(crf.apply_curve(x, curve) - np.interp(x, crf.GRID, curve)).max() < 1e-6
     mid = crf.apply_curve(np.float32([0.5 / 1023]), curve)[0]
     assert mid == pytest.approx((curve[0] + curve[1]) / 2, abs=1e-7)
-    assert crf.apply_curve(np.float32([-0.2, 1.0, 1.5]), curve).tolist() == [0.0, pytest.approx(1.0), pytest.approx(1.0)]
+    ends = crf.apply_curve(np.float32([-0.2, 1.0, 1.5]), curve).tolist()
+    assert ends == [0.0, pytest.approx(1.0), pytest.approx(1.0)]
 
 
 def test_increase_repairs_a_dip_and_keeps_monotone_curves():
@@ -146,10 +147,11 @@ def _write_invemor(path, counts):
 
 
 def test_bad_curve_files_fail_with_one_line_naming_the_file(tmp_path):
-    short = _write_invemor(tmp_path / "short.txt", [("B", 1024), ("g0", 1024)] + [(f"hinv({i})", 1000) for i in range(1, 12)])
+    head = [("B", 1024), ("g0", 1024)]
+    short = _write_invemor(tmp_path / "short.txt", head + [(f"hinv({i})", 1000) for i in range(1, 12)])
     with pytest.raises(ZooError, match=r"short\.txt.*hinv\(1\).*1000 values, expected 1024"):
         load_inverse_basis(str(short))
-    few = _write_invemor(tmp_path / "few.txt", [("B", 1024), ("g0", 1024)] + [(f"hinv({i})", 1024) for i in range(1, 5)])
+    few = _write_invemor(tmp_path / "few.txt", head + [(f"hinv({i})", 1024) for i in range(1, 5)])
     with pytest.raises(ZooError, match=r"few\.txt.*hinv\(5\).*missing"):
         load_inverse_basis(str(few))
     garbage = tmp_path / "garbage.txt"

@@ -130,7 +130,8 @@ def capture(
     """Photograph a linear HDR ``scene`` (H×W×3, finite, ≥ 0, any scale) with ``params`` and ``curve``.
 
     ``rng`` draws the noise fields (n₁ then n₂, float32 standard normal). ``exposure`` overrides the clip-fraction
-    rule (t given directly); ``path`` names the input in errors. The record holds the params, t, the achieved clipped share and the JPEG encoder.
+    rule (t given directly); ``path`` names the input in errors. The record holds the params, t, the achieved
+    clipped share and the JPEG encoder.
     """
     scene = np.asarray(scene, dtype=np.float32)
     t = exposure if exposure is not None else exposure_for_clip_fraction(scene, params.clip_fraction, path)

@@ -45,8 +45,9 @@ def check_config(cfg: DataConfig, split: str) -> None:
         (cfg.eval_count >= 0, f"data.eval_count: expected >= 0, got {cfg.eval_count}"),
         (cfg.train_length > 0, f"data.train_length: expected > 0, got {cfg.train_length}"),
         (0 < cfg.train_scale_min <= cfg.train_scale_max, "data.train_scale_min/max: expected 0 < min <= max"),
-        (0 < c.clip_fraction_min <= c.clip_fraction_max < 1, "data.camera.clip_fraction_min/max: expected 0<min<=max<1"),
-        (0 < c.eval_clip_fraction < 1, f"data.camera.eval_clip_fraction: expected in (0, 1), got {c.eval_clip_fraction}"),
+        (0 < c.clip_fraction_min <= c.clip_fraction_max < 1,
+         "data.camera.clip_fraction_min/max: expected 0 < min <= max < 1"),
+        (0 < c.eval_clip_fraction < 1, f"data.camera.eval_clip_fraction: must be in (0,1), got {c.eval_clip_fraction}"),
         (c.signal_noise_max >= 0 and c.read_noise_max >= 0, "data.camera.signal/read_noise_max: expected >= 0"),
         (c.response in ("family", "gamma", "srgb"), f"data.camera.response: unknown {c.response!r}; "
          "expected 'family', 'gamma' or 'srgb'"),
@@ -92,7 +93,8 @@ def _standard_curve(kind: str, gamma: float) -> crf.ResponseCurve:
     key = (kind, gamma)
     if key not in _STANDARD:
         if kind == "gamma":
-            _STANDARD[key] = crf.ResponseCurve(f"gamma-{gamma:g}-exact", "gamma", crf.gamma_curve(gamma), {"gamma": gamma})
+            forward = crf.gamma_curve(gamma)
+            _STANDARD[key] = crf.ResponseCurve(f"gamma-{gamma:g}-exact", "gamma", forward, {"gamma": gamma})
         else:
             _STANDARD[key] = crf.ResponseCurve("srgb-exact", "gamma", crf.srgb_curve(), {})
     return _STANDARD[key]

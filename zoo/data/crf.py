@@ -341,7 +341,7 @@ def fit_basis(inverse_curves: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarra
 def _project_basis(k: int) -> InverseResponseBasis:
     """The committed project basis (rows: grid, g0, h1..h25), checked against ``BASIS_SHA256``."""
     if not ASSET.is_file():
-        raise ZooError(f"{ASSET}: the project's response basis is missing; regenerate it: python -m zoo.data.make_basis")
+        raise ZooError(f"{ASSET}: the project's response basis is missing; run python -m zoo.data.make_basis")
     raw = ASSET.read_bytes()
     digest = hashlib.sha256(raw).hexdigest()
     if digest != BASIS_SHA256:

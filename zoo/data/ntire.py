@@ -118,15 +118,23 @@ class NtireDataset(Dataset):
         item = self.item_id(index)
         ldr, gt = self.read(item)
         height, width = ldr.shape[:2]
-        record: dict = {"id": item, "source": self.source, "split": self.split, "seed": self.cfg.seed,
-                        "index": index, "file": str(self.files[item]["medium"]), "gt": str(self.files[item]["gt"])}
+        record: dict = {
+            "id": item,
+            "source": self.source,
+            "split": self.split,
+            "seed": self.cfg.seed,
+            "index": index,
+            "file": str(self.files[item]["medium"]),
+            "gt": str(self.files[item]["gt"]),
+        }
         if self.split == "eval":
             top, left, h, w = centre_crop_box(height, width, self.cfg.eval_height, self.cfg.eval_width)
         else:
             rng = sample_rng(self.source, "train", self.cfg.seed, index, self.epoch)
             h = w = self.cfg.patch_size
             if h > height or w > width:
-                raise ZooError(f"{self.files[item]['medium']}: frame {width}x{height} is smaller than data.patch_size {h}")
+                medium = self.files[item]["medium"]
+                raise ZooError(f"{medium}: frame {width}x{height} is smaller than data.patch_size {h}")
             top, left = int(rng.integers(height - h + 1)), int(rng.integers(width - w + 1))
         record["crop"] = [top, left, h, w]
         arrays = {"ldr": ldr[top : top + h, left : left + w], "target": gt[top : top + h, left : left + w]}

@@ -94,9 +94,7 @@ def fbm(octaves: list[tuple[np.ndarray, float, float]], xs: np.ndarray, ys: np.n
 
 def _draw_octaves(rng: np.random.Generator, coarsest: float, count: int, decay: float = 0.55) -> list:
     """fBm octaves: cell sizes halve from ``coarsest``, amplitudes shrink by ``decay``; lattices 16×16, zero-mean."""
-    return [
-        (rng.standard_normal((16, 16)).astype(np.float32), coarsest / 2**o, decay**o) for o in range(count)
-    ]
+    return [(rng.standard_normal((16, 16)).astype(np.float32), coarsest / 2**o, decay**o) for o in range(count)]
 
 
 def _colour(rng: np.random.Generator, saturation: float) -> np.ndarray:
@@ -167,7 +165,8 @@ def _surface(image: np.ndarray, cv: Canvas, p: dict) -> None:
         u, v = (X - x_lo) / p["tile"], (Y - y_lo) / p["tile"]
         grout = np.minimum(np.abs(u - np.round(u)), np.abs(v - np.round(v))) * p["tile"]
         checker = 1.0 + p["contrast"] * ((np.floor(u) + np.floor(v)) % 2 - 0.5)
-        texture = checker * (0.25 + 0.75 * _ramp(grout - p["grout"], cv.pixel)) * np.exp(0.3 * fbm(p["texture"], xs, ys))
+        lines = 0.25 + 0.75 * _ramp(grout - p["grout"], cv.pixel)
+        texture = checker * lines * np.exp(0.3 * fbm(p["texture"], xs, ys))
     else:  # wood-like rings: a sine of warped distance
         warp = fbm(p["texture"], xs, ys)
         rings = np.sin((np.hypot(X - x_lo, (Y - y_lo) * 0.2) / p["tile"] + warp) * 2 * np.pi)
@@ -183,7 +182,8 @@ def _shadow(image: np.ndarray, cv: Canvas, p: dict) -> None:
     ys, xs = cv.ys[:, None], cv.xs[None, :]
     x_lo, x_hi, y_lo, y_hi = p["bounds"]
     edge = (xs - x_lo) - p["slant"] * (ys - y_lo)
-    inside = np.clip(edge / p["softness"] + 0.5, 0, 1) * _ramp(np.minimum(x_hi - xs, np.minimum(ys - y_lo, y_hi - ys)), cv.pixel)
+    box = _ramp(np.minimum(x_hi - xs, np.minimum(ys - y_lo, y_hi - ys)), cv.pixel)
+    inside = np.clip(edge / p["softness"] + 0.5, 0, 1) * box
     image *= (1.0 - (1.0 - p["depth"]) * inside)[..., None]
 
 
@@ -233,7 +233,8 @@ def _window(image: np.ndarray, cv: Canvas, p: dict) -> None:
     xs, ys = cv.xs[sl[1]], cv.ys[sl[0]]
     X, Y = xs[None, :], ys[:, None]
     u, v = (X - (cx - w / 2)) / w, (Y - (cy - h / 2)) / h  # 0..1 inside the frame
-    frame = _ramp(np.minimum(np.minimum(X - (cx - w / 2), cx + w / 2 - X), np.minimum(Y - (cy - h / 2), cy + h / 2 - Y)), cv.pixel)
+    inset = np.minimum(np.minimum(X - (cx - w / 2), cx + w / 2 - X), np.minimum(Y - (cy - h / 2), cy + h / 2 - Y))
+    frame = _ramp(inset, cv.pixel)
     bar = p["bar"]
     cols, rows = p["panes"]
     du = np.abs(u * cols - np.round(u * cols)) * w / cols
@@ -243,7 +244,8 @@ def _window(image: np.ndarray, cv: Canvas, p: dict) -> None:
     clouds = np.clip(fbm(p["clouds"], xs, ys) - 0.2, 0, None)
     branches = _ramp(np.abs(fbm(p["branches"], xs, ys)) - p["branch_width"], cv.pixel)  # dark lines where noise ≈ 0
     view = view * (1.0 + p["cloud_gain"] * clouds) * (p["branch_shadow"] + (1 - p["branch_shadow"]) * branches)
-    rgb = view[..., None] * (SKY_BLUE.astype(np.float32) * (1 - v[..., None]) + DAYLIGHT.astype(np.float32) * v[..., None])
+    tint = SKY_BLUE.astype(np.float32) * (1 - v[..., None]) + DAYLIGHT.astype(np.float32) * v[..., None]
+    rgb = view[..., None] * tint
     mask = (frame * glass)[..., None]
     region = image[sl]
     region += mask * (rgb - region)
@@ -251,7 +253,8 @@ def _window(image: np.ndarray, cv: Canvas, p: dict) -> None:
 
 def _glints(image: np.ndarray, cv: Canvas, p: dict) -> None:
     """Specular glints: small elongated Gaussian highlights, 10²–10⁴ above the surface they sit on."""
-    for (gx, gy), size, angle, stretch, level in zip(p["at"], p["sizes"], p["angles"], p["stretch"], p["levels"], strict=True):
+    glints = zip(p["at"], p["sizes"], p["angles"], p["stretch"], p["levels"], strict=True)
+    for (gx, gy), size, angle, stretch, level in glints:
         reach = 4 * size * stretch
         sl = cv.box(gx - reach, gx + reach, gy - reach, gy + reach)
         if sl is None:
