@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from zoo.domains import to_linear
+from zoo.errors import ZooError
 from zoo.losses.perceptual import PerceptualLoss
 from zoo.models.tf_compat import apply_rf, pad_symmetric
 
@@ -107,22 +108,44 @@ def linearization_objective(crf_weight: float = 0.1) -> LossFn:
     return loss
 
 
-def hallucination_terms(a: torch.Tensor, target: torch.Tensor, perceptual: PerceptualLoss) -> dict[str, torch.Tensor]:
-    """The official Hallucination-Net terms on linear A and target: per-image L1 and perceptual distance in the g(·)
-    domain, and the batch-scalar TV of g(A)."""
+HALLUCINATION_LOSSES = ("log_l1", "log_l2")
+
+
+def check_hallucination_loss(kind: str) -> None:
+    if kind not in HALLUCINATION_LOSSES:
+        raise ZooError(f"singlehdr recipe: hallucination_loss must be one of {HALLUCINATION_LOSSES}, got {kind!r}")
+
+
+def hallucination_terms(
+    a: torch.Tensor, target: torch.Tensor, perceptual: PerceptualLoss, kind: str = "log_l1"
+) -> dict[str, torch.Tensor]:
+    """The Hallucination-Net terms on linear A and target: the per-image distance ``hal``, the per-image perceptual
+    distance in the g(·) domain and the batch-scalar TV of g(A).
+
+    ``kind="log_l1"`` (official code): L1 between g(A) and g(target). ``kind="log_l2"`` (the paper's
+    Lhal = ‖log Ĥ − log H‖²): MSE between log(A + 1/255) and log(target + 1/255), the log the official code uses for
+    its logged test loss."""
+    check_hallucination_loss(kind)
     ga, gt = log_tonemap(a), log_tonemap(target)
-    return {"hal_l1": per_image_l1(ga, gt), "perceptual": perceptual(ga, gt), "tv": tv_loss(ga)}
+    if kind == "log_l1":
+        hal = per_image_l1(ga, gt)
+    else:
+        hal = per_image_mse(torch.log(a + 1.0 / 255.0), torch.log(target + 1.0 / 255.0))
+    return {"hal": hal, "perceptual": perceptual(ga, gt), "tv": tv_loss(ga)}
 
 
-def hallucination_objective(perceptual: PerceptualLoss, lambda_p: float = 1e-3, lambda_tv: float = 0.1) -> LossFn:
+def hallucination_objective(
+    perceptual: PerceptualLoss, kind: str = "log_l1", lambda_p: float = 1e-3, lambda_tv: float = 0.1
+) -> LossFn:
     """Official Hallucination-Net pre-training: input ``linear_clipped`` (not a network output), A = x + α·relu(Hal(x)),
-    masked [L1(g(A), g(linear_noisy)) + λp·Perc + λtv·TV] with the official λp = 0.001, λtv = 0.1."""
+    masked [L1(g(A), g(linear_noisy)) + λp·Perc + λtv·TV] with the official λp = 0.001, λtv = 0.1 (``kind``: the
+    distance, see ``hallucination_terms``)."""
 
     def loss(nets: nn.ModuleDict, batch: dict[str, torch.Tensor], cache: dict[str, Any]):
         a = run_padded(nets["model"].expand_highlights, batch["linear_clipped"])[0]
-        terms = hallucination_terms(a, batch["linear_noisy"], perceptual)
+        terms = hallucination_terms(a, batch["linear_noisy"], perceptual, kind)
         mask = exposure_mask(batch["ldr"])
-        total = terms["hal_l1"] + lambda_p * terms["perceptual"] + lambda_tv * terms["tv"]
+        total = terms["hal"] + lambda_p * terms["perceptual"] + lambda_tv * terms["tv"]
         return masked_mean(total, mask), _log(**terms, kept=mask)
 
     return loss
@@ -140,18 +163,20 @@ class JointWeights:
     tv: float = 0.1
 
 
-def joint_objective(perceptual: PerceptualLoss, weights: JointWeights = JointWeights()) -> LossFn:
+def joint_objective(
+    perceptual: PerceptualLoss, weights: JointWeights = JointWeights(), kind: str = "log_l1"
+) -> LossFn:
     """The paper's joint fine-tuning of Deq + Lin + Hal on the LDR (no official code): Ltotal = λdeq·Ldeq +
     λlin·Llin + λcrf·Lcrf + λhal·Lhal + λp·Lp + λtv·Ltv, every term with its stage's official form and intermediate
     target (Lhal/Lp/Ltv against ``linear_noisy``, the Hallucination stage's target), masked per image."""
 
     def loss(nets: nn.ModuleDict, batch: dict[str, torch.Tensor], cache: dict[str, Any]):
-        out = nets["model"].stages(batch["ldr"], pad_border=0)
+        out = nets["model"].stages(batch["ldr"], pad_border=0, refine=False)
         deq = per_image_mse(out["C"], batch["ldr_unquantized"])
         lin = per_image_mse(out["B"], batch["linear_clipped"])
         crf = per_image_mse(out["invcrf"], batch["inv_crf"])
-        terms = hallucination_terms(out["A"], batch["linear_noisy"], perceptual)
-        total = (weights.deq * deq + weights.lin * lin + weights.crf * crf + weights.hal * terms["hal_l1"]
+        terms = hallucination_terms(out["A"], batch["linear_noisy"], perceptual, kind)
+        total = (weights.deq * deq + weights.lin * lin + weights.crf * crf + weights.hal * terms["hal"]
                  + weights.perceptual * terms["perceptual"] + weights.tv * terms["tv"])  # fmt: skip
         mask = exposure_mask(batch["ldr"])
         return masked_mean(total, mask), _log(deq_mse=deq, lin_mse=lin, crf_mse=crf, **terms, kept=mask)
@@ -171,8 +196,6 @@ def refinement_objective(scale: str = "aligned") -> LossFn:
     compares R and H as they are: the zoo's targets are aligned to the LDR exposure and its evaluation maps outputs to
     NTIRE without rescaling (``zoo.domains.to_ntire``, rule "aligned"), so the output scale must stay anchored."""
     if scale not in REFINEMENT_SCALES:
-        from zoo.errors import ZooError
-
         raise ZooError(f"singlehdr recipe: refinement_scale must be one of {REFINEMENT_SCALES}, got {scale!r}")
 
     def normalise(x: torch.Tensor) -> torch.Tensor:

@@ -8,10 +8,10 @@ Pipeline (official ``test_real_refinement.py``, MODELS.md §3.0), on an 8-bit sR
 4. output = relu(Refinement-Net(concat[A, B, C]))                — model the rest of the camera pipeline
 
 The output is **linear relative radiance** (domain ``linear_relative``), ≥ 0, with 1.0 ≈ the level where the input
-clips when the weights were trained on exposure-aligned targets (the zoo's recipe). For evaluation the zoo maps it to the
-NTIRE encoding with ``zoo.domains.to_ntire``: rule ``"aligned"``, i.e. no rescaling, then x**(1/2.24). Official weights
-were fine-tuned against HDR normalised to mean 0.5 per patch, so their absolute scale is not exposure-aligned; scores
-of official weights under the "aligned" rule are therefore pessimistic (MODELS.md §3.10 lists the alternatives).
+clips when the weights were trained on exposure-aligned targets (the zoo's recipe). For evaluation the zoo maps it to
+the NTIRE encoding with ``zoo.domains.to_ntire``: rule ``"aligned"``, i.e. no rescaling, then x**(1/2.24). Official
+weights were fine-tuned against HDR normalised to mean 0.5 per patch, so their absolute scale is not exposure-aligned;
+scores of official weights under the "aligned" rule are therefore pessimistic (MODELS.md §3.10 lists alternatives).
 
 Any input size: ``forward`` pads symmetrically (numpy 'symmetric', as the official test script) by ``pad_border``
 pixels (official: 32) plus what is needed to reach a multiple of 32, and crops back. The official script instead
@@ -37,21 +37,11 @@ import torch
 from torch import nn
 
 from zoo.errors import ZooError
-from zoo.losses.perceptual import PerceptualLoss
-from zoo.losses.singlehdr import (
-    JointWeights,
-    dequantization_objective,
-    hallucination_objective,
-    joint_objective,
-    linearization_objective,
-    refinement_objective,
-)
 from zoo.models.singlehdr_nets import (
     HallucinationNet,
     LinearizationNet,
     ResizeConv,
     Taps,
-    UNet,
     dequantization_net,
     refinement_net,
 )
@@ -62,7 +52,7 @@ log = logging.getLogger(__name__)
 
 SIZE_MULTIPLE = 32  # five 2×2 poolings in the VGG16 encoder
 OFFICIAL_BORDER = 32  # test_real*.py pads 32 px 'symmetric' on every side
-HIGHLIGHT_THRESHOLD = 0.12  # α ramps from 0 at max_c B = 0.88 to 1 at max_c B = 1 (official; the paper says γ = 0.95)
+HIGHLIGHT_THRESHOLD = 0.12  # α ramps from 0 at max_c B = 0.88 to 1 at 1 (official code; the paper's γ = 0.95 is 0.05)
 BASIS_COMPONENTS = 11
 
 
@@ -81,20 +71,34 @@ class SingleHDR(nn.Module):
     """The full SingleHDR model: ``dequantization``, ``linearization``, ``hallucination`` and ``refinement`` sub-nets.
 
     Args:
-        g0, components: the inverse-response basis (1024,) and (1024, 11), see ``LinearizationNet``.
+        g0, components: the inverse-response basis (1024,) and (1024, 11), see ``LinearizationNet``;
+            ``response_basis`` records where it came from.
         refinement: keep the Refinement-Net (``test_real_refinement.py``); False gives the three-net model of
             ``test_real.py``, whose output is A.
         pad_border: symmetric padding on every side before the network (official 32); the pad also rounds the size up
             to a multiple of 32.
+        highlight_threshold: width of α's ramp below 1 (official 0.12; the paper's γ = 0.95 is 0.05).
     """
 
     size_multiple = SIZE_MULTIPLE
 
-    def __init__(self, g0: torch.Tensor, components: torch.Tensor, refinement: bool = True, pad_border: int = OFFICIAL_BORDER):
+    def __init__(
+        self,
+        g0: torch.Tensor,
+        components: torch.Tensor,
+        refinement: bool = True,
+        pad_border: int = OFFICIAL_BORDER,
+        response_basis: str = "",
+        highlight_threshold: float = HIGHLIGHT_THRESHOLD,
+    ):
         super().__init__()
+        self.response_basis = response_basis  # where the basis came from (a path, or the project's asset)
         if pad_border < 0:
             raise ZooError(f"singlehdr: pad_border must be >= 0, got {pad_border}")
+        if not 0 < highlight_threshold <= 1:
+            raise ZooError(f"singlehdr: highlight_threshold must be in (0, 1], got {highlight_threshold}")
         self.pad_border = pad_border
+        self.highlight_threshold = highlight_threshold
         self.dequantization = dequantization_net()
         self.linearization = LinearizationNet(g0, components)
         self.hallucination = HallucinationNet()
@@ -104,28 +108,29 @@ class SingleHDR(nn.Module):
         """A = b + α·relu(Hallucination-Net(b)): a positive residual only where b is near saturation.
 
         b: linear (B, 3, H, W), H and W multiples of 32. Returns (A, hal_raw, α)."""
-        alpha = highlight_mask(b)
+        alpha = highlight_mask(b, self.highlight_threshold)
         hal_raw = self.hallucination(b, taps)
         return b + alpha * torch.relu(hal_raw), hal_raw, alpha
 
-    def run(self, x: torch.Tensor, taps: Taps = None) -> dict[str, torch.Tensor]:
+    def run(self, x: torch.Tensor, taps: Taps = None, refine: bool = True) -> dict[str, torch.Tensor]:
         """The official graph on an input whose H and W are multiples of 32 (no padding).
 
         Returns deq_raw, C, invcrf (B, 1024), B, alpha (B, 1, H, W), hal_raw, A, and (with refinement) ref_raw; plus
-        output = relu(ref_raw), or A without refinement. All image tensors are (B, 3, H, W)."""
+        output = relu(ref_raw), or A without refinement (or with ``refine=False``, which skips the Refinement-Net).
+        All image tensors are (B, 3, H, W)."""
         out: dict[str, torch.Tensor] = {"deq_raw": self.dequantization(x)}
         out["C"] = torch.clamp(out["deq_raw"], 0.0, 1.0)
         out["invcrf"] = self.linearization(out["C"], taps)
         out["B"] = apply_rf(out["C"], out["invcrf"])
         out["A"], out["hal_raw"], out["alpha"] = self.expand_highlights(out["B"], taps)
-        if self.refinement is None:
+        if self.refinement is None or not refine:
             out["output"] = out["A"]
             return out
         out["ref_raw"] = self.refinement(torch.cat([out["A"], out["B"], out["C"]], dim=1))
         out["output"] = torch.relu(out["ref_raw"])
         return out
 
-    def stages(self, x: torch.Tensor, pad_border: int | None = None) -> dict[str, torch.Tensor]:
+    def stages(self, x: torch.Tensor, pad_border: int | None = None, refine: bool = True) -> dict[str, torch.Tensor]:
         """``run`` on any size: pad symmetrically (``pad_border``, default the model's) to a multiple of 32, run, crop
         every image tensor back to x's H×W. The curve ``invcrf`` is computed on the padded image, as officially."""
         if x.ndim != 4 or x.shape[1] != 3:
@@ -136,7 +141,7 @@ class SingleHDR(nn.Module):
         left, right = _pad_amounts(w, border)
         if top or bottom or left or right:
             x = pad_symmetric(x, top, bottom, left, right)
-        out = self.run(x)
+        out = self.run(x, refine=refine)
         return {k: v if v.ndim != 4 else v[..., top : top + h, left : left + w] for k, v in out.items()}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -144,19 +149,23 @@ class SingleHDR(nn.Module):
         return self.stages(x)["output"]
 
 
-def build_singlehdr(response_basis: str | None = None, refinement: bool = True, pad_border: int = OFFICIAL_BORDER) -> SingleHDR:
+def build_singlehdr(
+    response_basis: str | None = None,
+    refinement: bool = True,
+    pad_border: int = OFFICIAL_BORDER,
+    highlight_threshold: float = HIGHLIGHT_THRESHOLD,
+) -> SingleHDR:
     """``zoo.create_model("singlehdr", ...)``. ``response_basis``: path to the official EMoR ``invemor.txt`` (needed by
     the official weights; a warning is logged if its sha256 differs from the official file) or None for the project's
-    own basis."""
+    own basis. The other arguments are those of ``SingleHDR``."""
     from zoo.data.crf import OFFICIAL_INVEMOR_SHA256, load_inverse_basis
 
     basis = load_inverse_basis(response_basis, k=BASIS_COMPONENTS)
     if response_basis is not None and basis.sha256 != OFFICIAL_INVEMOR_SHA256:
         log.warning("%s: sha256 %s… is not the official invemor.txt (%s…); official weights expect the official basis",
                     response_basis, basis.sha256[:12], OFFICIAL_INVEMOR_SHA256[:12])  # fmt: skip
-    model = SingleHDR(torch.from_numpy(basis.g0), torch.from_numpy(basis.components), refinement, pad_border)
-    model.response_basis = basis.source or "project"
-    return model
+    g0, components = torch.from_numpy(basis.g0), torch.from_numpy(basis.components)
+    return SingleHDR(g0, components, refinement, pad_border, basis.source or "project", highlight_threshold)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -170,7 +179,7 @@ TF_SCOPES = {
     "Hallucination_Net": ("hallucination", "hallucination"),
     "Refinement_Net": ("refinement", "refinement"),
 }
-# parameter leaf names per scope: conv/dense (weight, bias) and whether slim wraps BN variables in a "BatchNorm" scope
+# TF leaf names of (weight, bias) of convs and dense layers per scope; slim BN variables sit in a "BatchNorm" scope
 _CONV_LEAVES = {
     "Dequantization_Net": ("kernel", "bias"),
     "Refinement_Net": ("kernel", "bias"),
@@ -229,7 +238,8 @@ def official_variable_table() -> tuple[dict[str, OfficialVariable], dict[str, tu
                 for attr, leaf in zip(("weight", "bias"), _CONV_LEAVES[scope]):
                     param = getattr(module, attr)
                     if param is not None:
-                        table[f"{tf_path}/{leaf}"] = OfficialVariable(f"{key_path}.{attr}", _tf_shape(tuple(param.shape)), subnet)
+                        shape = _tf_shape(tuple(param.shape))
+                        table[f"{tf_path}/{leaf}"] = OfficialVariable(f"{key_path}.{attr}", shape, subnet)
     return table, {k: tuple(v) for k, v in counters.items()}
 
 
@@ -290,7 +300,13 @@ def convert_official(obj: Any) -> dict[str, torch.Tensor] | None:
 # fine-tune 100k; the paper's joint stage has no stated length. The zoo runs everything in one budget: the
 # Hallucination-Net (24.6M of 29M parameters, the hardest task) gets the largest share, Deq and Lin converge quickly,
 # and the two end-to-end stages get more than the official 6 % because short budgets leave more error to correct.
-STAGE_FRACTIONS = {"dequantization": 0.15, "linearization": 0.15, "hallucination": 0.35, "joint": 0.15, "refinement": 0.2}
+STAGE_FRACTIONS = {
+    "dequantization": 0.15,
+    "linearization": 0.15,
+    "hallucination": 0.35,
+    "joint": 0.15,
+    "refinement": 0.20,
+}
 PRETRAIN_LR, FINETUNE_LR = 1e-4, 1e-5  # official per-net Adam 1e-4; official fine-tune 1e-5 (used for both end stages)
 RECIPE_NEEDS = ("ldr_unquantized", "linear_clipped", "linear_noisy", "inv_crf")
 
@@ -300,6 +316,7 @@ def singlehdr_recipe(
     vgg_convention: str = "torchvision",
     refinement: bool = True,
     refinement_scale: str = "aligned",
+    hallucination_loss: str = "log_l1",
 ) -> Recipe:
     """SingleHDR's staged recipe (MODELS.md §3.9, paper §3.5-3.6), run by the one training loop:
 
@@ -316,10 +333,25 @@ def singlehdr_recipe(
     Options: ``vgg_weights`` VGG16 file for the perceptual term (torchvision layout; None skips the term with one
     warning); ``vgg_convention`` its input convention ("torchvision" or "caffe"); ``refinement`` False for the
     three-net model (drops stage 5, fractions renormalised by the loop); ``refinement_scale`` "aligned" (default) or
-    "mean" (official per-image mean-0.5 normalisation, see ``refinement_objective``).
+    "mean" (official per-image mean-0.5 normalisation, see ``refinement_objective``); ``hallucination_loss``
+    "log_l1" (official code) or "log_l2" (the paper's log-ℓ2, see ``hallucination_terms``).
     """
+    # imported here: zoo.losses imports zoo.models.tf_compat, whose package __init__ imports this module
+    from zoo.losses.perceptual import PerceptualLoss
+    from zoo.losses.singlehdr import (
+        JointWeights,
+        dequantization_objective,
+        hallucination_objective,
+        joint_objective,
+        linearization_objective,
+        refinement_objective,
+        check_hallucination_loss,
+    )
+
     perceptual = PerceptualLoss(vgg_weights, vgg_convention)  # one instance: the missing-weights warning shows once
     refine_loss = refinement_objective(refinement_scale)  # validates the option even when the stage is dropped
+    check_hallucination_loss(hallucination_loss)
+    joint_weights = JointWeights()
     deq, lin, hal = "model.dequantization", "model.linearization", "model.hallucination"
 
     def stage(name: str, params: tuple[str, ...], loss, lr: float, train: tuple[str, ...]) -> Stage:
@@ -328,14 +360,15 @@ def singlehdr_recipe(
     stages = [
         stage("dequantization", (deq,), dequantization_objective(), PRETRAIN_LR, (deq,)),
         stage("linearization", (lin,), linearization_objective(), PRETRAIN_LR, (lin,)),
-        stage("hallucination", (hal,), hallucination_objective(perceptual), PRETRAIN_LR, (hal,)),
-        stage("joint", (deq, lin, hal), joint_objective(perceptual, JointWeights()), FINETUNE_LR, (deq, lin, hal)),
+        stage("hallucination", (hal,), hallucination_objective(perceptual, hallucination_loss), PRETRAIN_LR, (hal,)),
+        stage("joint", (deq, lin, hal), joint_objective(perceptual, joint_weights, hallucination_loss), FINETUNE_LR,
+              (deq, lin, hal)),
     ]
     if refinement:
         stages.append(stage("refinement", ("model",), refine_loss, FINETUNE_LR, ("model",)))
     notes = (f"SingleHDR staged recipe: {', '.join(s.name for s in stages)}; perceptual "
              f"{'on (' + str(vgg_weights) + ')' if vgg_weights else 'off (no vgg_weights)'}; "
-             f"refinement_scale={refinement_scale}")  # fmt: skip
+             f"refinement_scale={refinement_scale}; hallucination_loss={hallucination_loss}")  # fmt: skip
     return Recipe(stages=tuple(stages), needs=RECIPE_NEEDS, notes=notes)
 
 
@@ -350,8 +383,8 @@ SPEC = register(
         size_multiple=SIZE_MULTIPLE,
         paper="Liu et al., Single-Image HDR Reconstruction by Learning to Reverse the Camera Pipeline, CVPR 2020 "
         "(arXiv 2004.01179)",
-        code_licence="official alex04072000/SingleHDR: no LICENSE file (Hallucination-Net from gabrieleilertsen/hdrcnn, "
-        "BSD-3-Clause); this port: MIT",
+        code_licence="official alex04072000/SingleHDR: no LICENSE file (Hallucination-Net from "
+        "gabrieleilertsen/hdrcnn, BSD-3-Clause); this port: MIT",
         weights_licence="none shipped; official TF checkpoints (README Google Drive links) carry no licence; "
         "convert with `zoo convert singlehdr-tf`",
         recipe=singlehdr_recipe,

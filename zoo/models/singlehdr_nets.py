@@ -14,6 +14,8 @@ truncated normal σ 0.02, BN γ ~ N(1, 0.002), fuse convs initialised to ``x + s
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -161,7 +163,8 @@ class LinearizationNet(nn.Module):
             if projection:
                 net[f"res{block}_branch1"] = _slim_conv(c_in, c_out, 1, stride)
                 net[f"bn{block}_branch1"] = _slim_bn(c_out)
-            for branch, (a, b, k, s) in {"2a": (c_in, mid, 1, stride), "2b": (mid, mid, 3, 1), "2c": (mid, c_out, 1, 1)}.items():
+            branches = {"2a": (c_in, mid, 1, stride), "2b": (mid, mid, 3, 1), "2c": (mid, c_out, 1, 1)}
+            for branch, (a, b, k, s) in branches.items():
                 net[f"res{block}_branch{branch}"] = _slim_conv(a, b, k, s)
                 net[f"bn{block}_branch{branch}"] = _slim_bn(b)
         self.crf_feature_net = net
@@ -214,9 +217,17 @@ class LinearizationNet(nn.Module):
 # Hallucination-Net.
 
 
+def _truncated_normal_(tensor: torch.Tensor, std: float) -> torch.Tensor:
+    """N(0, std²) truncated at ±2·std (TF's truncated_normal), by inverse-CDF sampling: one pass, unlike the
+    rejection loop of ``nn.init.trunc_normal_``, which takes seconds on the 24.6M-parameter VGG encoder."""
+    edge = math.erf(2.0 / math.sqrt(2.0))  # 2Φ(2) - 1
+    with torch.no_grad():
+        return tensor.uniform_(-edge, edge).erfinv_().mul_(std * math.sqrt(2.0))
+
+
 def _tl_conv(c_in: int, c_out: int, k: int) -> nn.Conv2d:
     conv = nn.Conv2d(c_in, c_out, k, padding=k // 2)
-    nn.init.trunc_normal_(conv.weight, std=0.02, a=-0.04, b=0.04)  # TensorLayer default W_init, zero bias
+    _truncated_normal_(conv.weight, 0.02)  # TensorLayer default W_init, zero bias
     nn.init.zeros_(conv.bias)
     return conv
 
@@ -275,7 +286,8 @@ class HallucinationNet(nn.Module):
         super().__init__()
         encoder = nn.ModuleDict()
         for stage, (c_in, c_out, n) in enumerate(VGG16_STAGES, start=1):
-            encoder[f"h{stage}"] = nn.ModuleDict({f"conv_{k + 1}": _tl_conv(c_in if k == 0 else c_out, c_out, 3) for k in range(n)})
+            convs = {f"conv_{k + 1}": _tl_conv(c_in if k == 0 else c_out, c_out, 3) for k in range(n)}
+            encoder[f"h{stage}"] = nn.ModuleDict(convs)
         encoder["h6"] = nn.ModuleDict({"conv": _tl_conv(512, 512, 3), "batch_norm": _tl_bn(512)})
         self.encoder = encoder
         decoder = nn.ModuleDict()
@@ -289,7 +301,9 @@ class HallucinationNet(nn.Module):
         head = nn.Conv2d(64, 3, 1)
         nn.init.xavier_normal_(head.weight)
         nn.init.zeros_(head.bias)
-        decoder["h7"] = nn.ModuleDict({"conv2d": head, "batch_norm": _tl_bn(3), "fuse_skip_connection": _fuse_conv(3, 3)})
+        decoder["h7"] = nn.ModuleDict(
+            {"conv2d": head, "batch_norm": _tl_bn(3), "fuse_skip_connection": _fuse_conv(3, 3)}
+        )
         self.decoder = decoder
 
     def load_vgg16(self, path: str, convention: str = "torchvision") -> None:
