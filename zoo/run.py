@@ -2,13 +2,18 @@
 
 ``run(cfg)`` takes the plain typed config (``zoo.config.RunConfig``); the Hydra app in ``zoo.cli`` only composes and
 converts it. Re-running the same config skips a finished run (``force`` reruns it) and resumes an interrupted one from
-``<checkpoint_dir>/<run_id>/last.pt``.
+``<checkpoint_dir>/<run_id>/last.pt`` (also with ``force``: resuming gives the same weights as starting over; delete
+the folder to start over anyway). ``last.pt`` is removed once the run's row is written; the final weights stay in
+``model.pt``.
+
+Under ``torchrun`` every rank trains (``zoo.distributed``); only rank 0 writes checkpoints, weights and the row.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import platform
 import time
 from pathlib import Path
@@ -18,15 +23,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from zoo import metrics, results
+from zoo import distributed, metrics, results
 from zoo.config import RunConfig
 from zoo.data import build_dataset
 from zoo.domains import SCALE_RULE
 from zoo.errors import ZooError
 from zoo.evaluate import evaluate
-from zoo.io import atomic_write
 from zoo.registry import create_model, get_spec
-from zoo.train import FitState, StageOptim, fit, rng_state, seed_everything, set_rng_state
+from zoo.train import first_nonfinite, fit, read_resume_state, seed_everything, write_resume_state
 from zoo.weights import load_weights, save_checkpoint
 
 log = logging.getLogger(__name__)
@@ -48,55 +52,62 @@ def config_dict(cfg: RunConfig) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
-def _save_resume_state(path: Path, nets: nn.ModuleDict, state: FitState, stage: str, optim: StageOptim) -> None:
-    payload = {
-        "nets": nets.state_dict(),
-        "step": state.step,
-        "history": state.history,
-        "train_seconds": state.train_seconds,
-        "optim": {"stage": stage, "optimizers": [o.state_dict() for o in optim.optimizers],
-                  "schedulers": [s.state_dict() for s in optim.schedulers]},  # fmt: skip
-        "rng": rng_state(),
-    }
-    # temp file + rename: the previous checkpoint stays intact until the new one is complete
-    atomic_write(path, lambda tmp: torch.save(payload, tmp))
-
-
 def run(cfg: RunConfig) -> dict[str, Any]:
     """Train and evaluate one configuration; returns the row (also written to ``cfg.results_dir``)."""
     config = config_dict(cfg)
     rid = results.run_id(config)
     existing = results.row_path(cfg.results_dir, rid)
-    if existing.is_file() and not cfg.force:
-        row = results.read_row(existing)
-        if row.get("status") == "ok":
-            log.info("run %s already finished (%s); skipping (force=true reruns it)", rid, existing)
-            return row
+    prior = results.read_row(existing) if existing.is_file() else None
+    if prior is not None and not cfg.force and prior.get("status") == "ok":
+        log.info("run %s already finished (%s); skipping (force=true reruns it)", rid, existing)
+        return _add_tag(cfg.results_dir, prior, cfg.tag)
     base = {"run_id": rid, "model": cfg.model.name, "data": cfg.data.name, "seed": cfg.seed, "tag": cfg.tag,
-            "config": results.semantic_config(config), "git_commit": results.git_commit()}  # fmt: skip
+            "tags": _merged_tags(prior, cfg.tag), "config": results.semantic_config(config),
+            "git_commit": results.git_commit()}  # fmt: skip
     tic = time.perf_counter()
     try:
-        row = {**base, **_train_and_evaluate(cfg, rid), "status": "ok", "error": ""}
-    except Exception as exc:
+        outcome = _train_and_evaluate(cfg, rid)
+    except Exception as exc:  # not Preempted (a SystemExit): a pre-empted run has not failed and writes no row
         message = str(exc) if isinstance(exc, ZooError) else f"{type(exc).__name__}: {exc}"
         row = {**base, "status": "failed", "error": message.splitlines()[0] if message else type(exc).__name__}
         row["wall_seconds"] = time.perf_counter() - tic
-        results.write_row(cfg.results_dir, row)
+        if distributed.is_main():
+            results.write_row(cfg.results_dir, row)
+        _release_cuda_memory()
         raise
+    if outcome is None:  # ranks other than 0 under torchrun: rank 0 evaluates and writes the row
+        return {}
+    row = {**base, **outcome, "status": "ok", "error": ""}
     row["wall_seconds"] = time.perf_counter() - tic
     path = results.write_row(cfg.results_dir, row)
     log.info("wrote %s", path)
+    resume_path(cfg, rid).unlink(missing_ok=True)  # the row and model.pt now hold everything
     return row
 
 
-def _train_and_evaluate(cfg: RunConfig, rid: str) -> dict[str, Any]:
+def resume_path(cfg: RunConfig, rid: str) -> Path:
+    return Path(cfg.checkpoint_dir) / rid / "last.pt"
+
+
+def _release_cuda_memory() -> None:
+    """After a failed run (e.g. out of memory), so the next run of a sweep in this process starts with a clean GPU."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
+
+
+def _train_and_evaluate(cfg: RunConfig, rid: str) -> dict[str, Any] | None:
+    # Threads per process, set explicitly: torchrun sets OMP_NUM_THREADS=1, and bit-exact resume on CPU needs the same
+    # thread count before and after the interruption.
     torch.set_num_threads(max(1, cfg.train.threads))
-    device = resolve_device(cfg.train.device)
+    device = distributed.setup(resolve_device(cfg.train.device))
     seed_everything(cfg.seed)
     spec = get_spec(cfg.model.name)
     model = create_model(cfg.model.name, **cfg.model.args)
     if cfg.model.weights:
         load_weights(model, cfg.model.weights)
+        bad = first_nonfinite(model)
+        if bad is not None:
+            raise ZooError(f"model.weights={cfg.model.weights}: {bad} holds NaN or inf values; expected finite weights")
     try:
         recipe = spec.recipe(**cfg.model.recipe)
     except TypeError as exc:
@@ -104,15 +115,11 @@ def _train_and_evaluate(cfg: RunConfig, rid: str) -> dict[str, Any]:
     nets = nn.ModuleDict({"model": model, **{name: make() for name, make in recipe.aux_modules.items()}}).to(device)
 
     run_dir = Path(cfg.checkpoint_dir) / rid
-    resume_path = run_dir / "last.pt"
-    state, optim_state = FitState(), None
-    if resume_path.is_file() and not cfg.force:
-        saved = torch.load(resume_path, map_location=device, weights_only=False)  # our own file, written above
-        nets.load_state_dict(saved["nets"])
-        state = FitState(step=saved["step"], history=saved["history"], train_seconds=saved["train_seconds"])
-        optim_state = saved["optim"]
-        set_rng_state(saved["rng"])
-        log.info("resuming run %s at step %d from %s", rid, state.step, resume_path)
+    last = resume_path(cfg, rid)
+    resume = None
+    if last.is_file():
+        resume = read_resume_state(last, cfg.train.steps)
+        log.info("resuming run %s at step %d of %d from %s", rid, resume["step"], cfg.train.steps, last)
 
     train_set = None
     if recipe.stages and cfg.train.steps > 0:
@@ -121,24 +128,30 @@ def _train_and_evaluate(cfg: RunConfig, rid: str) -> dict[str, Any]:
         if missing:
             raise ZooError(f"data={cfg.data.name!r} does not provide {', '.join(missing)}, which {spec.name!r} "
                            f"training needs; use data=synthetic or data=folder")  # fmt: skip
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if distributed.is_main():
+        run_dir.mkdir(parents=True, exist_ok=True)
     state = fit(
         nets, recipe, train_set, total_steps=cfg.train.steps, batch_size=cfg.train.batch_size, seed=cfg.seed,
         device=device, lr_scale=cfg.train.lr_scale, log_every=cfg.train.log_every, num_workers=cfg.data.num_workers,
-        progress=cfg.train.progress, nan_policy=cfg.train.nan_policy, state=state, optim_state=optim_state,
-        checkpoint_every=cfg.train.checkpoint_every,
-        save_checkpoint=lambda st, stage, optim: _save_resume_state(resume_path, nets, st, stage, optim),
+        progress=cfg.train.progress, nan_policy=cfg.train.nan_policy, resume=resume,
+        checkpoint_every=cfg.train.checkpoint_every, save_checkpoint=lambda payload: write_resume_state(last, payload),
     )  # fmt: skip
+    if not distributed.is_main():
+        return None
+    bad = first_nonfinite(model)
+    if bad is not None:  # fit refuses such checkpoints; this covers recipes without training stages
+        raise ZooError(f"refusing to save final weights of run {rid}: {bad} is not finite")
     weights_path = save_checkpoint(run_dir / "model.pt", model, run_id=rid, step=state.step)
 
     eval_set = build_dataset(cfg.data, "eval")
     tic = time.perf_counter()
     images = evaluate(model, spec, eval_set, device)
     eval_seconds = time.perf_counter() - tic
+    metric_names = [k for k in images[0] if k in metrics.METRICS] if images else []
+    _check_complete(images, metric_names)
     if hasattr(eval_set, "describe"):
         for i, image in enumerate(images):
             image["degradation"] = eval_set.describe(i)
-    metric_names = [k for k in images[0] if k in metrics.METRICS] if images else []
     means = {name: _finite_mean([im[name] for im in images]) for name in metric_names}
     return {
         **means,
@@ -157,12 +170,43 @@ def _train_and_evaluate(cfg: RunConfig, rid: str) -> dict[str, Any]:
         "torch": torch.__version__,
         "weights": str(weights_path),
         "recipe_notes": recipe.notes,
+        "skipped_steps": state.skipped_steps,
         "history": state.history,
         "images": images,
     }
+
+
+def _check_complete(images: list[dict[str, Any]], metric_names: list[str]) -> None:
+    """A NaN metric means the prediction of that image was not finite: the evaluation is incomplete, and a mean over
+    the other images would be a different benchmark. Fail the run instead of writing such metrics."""
+    if not images:
+        raise ZooError("the evaluation split is empty; expected at least one image (data.eval_count)")
+    bad = [im["image"] for im in images if any(isinstance(im[n], float) and math.isnan(im[n]) for n in metric_names)]
+    if bad:
+        raise ZooError(f"evaluation incomplete: {len(bad)} of {len(images)} images gave NaN metrics (first: {bad[0]}); "
+                       f"the model's predictions are not finite, so no metrics are written")  # fmt: skip
 
 
 def _finite_mean(values: list[float]) -> float:
     """Mean over images; an infinite value (identical images) is kept out of the mean and flagged by the report."""
     finite = [v for v in values if np.isfinite(v)]
     return float(np.mean(finite)) if finite else float("nan")
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Tags: the run id ignores the tag, so a finished run reached again by another sweep (an ablation's default variant is
+# the zoo sweep's run; baselines are in every sweep) is not rerun; it gains that sweep's tag instead, so every table
+# that lists it finds it. ``tags`` holds every tag a row was reached with, ``tag`` the one it was computed with.
+
+
+def _merged_tags(prior: dict[str, Any] | None, tag: str) -> list[str]:
+    tags = list(prior.get("tags", [prior.get("tag", "")])) if prior else []
+    return tags if tag in tags else [*tags, tag]
+
+
+def _add_tag(results_dir: str, row: dict[str, Any], tag: str) -> dict[str, Any]:
+    tags = _merged_tags(row, tag)
+    if tags != row.get("tags"):
+        row = {**row, "tags": tags}
+        results.write_row(results_dir, row)
+    return row

@@ -1,7 +1,19 @@
 """The one training loop. It runs any ``Recipe``: stages in order, each with one or more objectives (optimisers).
 
 The loop is deterministic given (seed, step): batches are drawn by step index (``StepBatchSampler``), so a run
-resumed from a checkpoint at step k sees exactly the batches an uninterrupted run sees after step k.
+resumed from a checkpoint at step k sees exactly the batches an uninterrupted run sees after step k. A checkpoint
+(``checkpoint_payload``) holds everything else the next step depends on: the weights of every module, the optimiser
+and scheduler state of the current stage, the RNG states of torch/numpy/python (of every rank), the step, the training
+curve so far and the training time. Resuming from it gives bit-identical weights on CPU with the same thread count
+(tests/test_resume.py); on GPUs, up to the non-determinism of the CUDA kernels themselves.
+
+Pre-emption: while ``fit`` runs, SIGTERM/SIGUSR1/SIGUSR2 only set a flag (``PreemptionGuard``); at the end of the
+current step the loop writes a checkpoint and leaves with ``Preempted`` (exit status ``PREEMPTED_EXIT_CODE``), so the
+requeued job resumes from that step.
+
+Guards: a non-finite loss or gradient stops the run with an error naming the step, stage, objective and loss term
+(``nan_policy="stop"``) or drops the step (``"skip"``, at most ``max_skips_in_a_row`` in a row); a checkpoint whose
+weights are not finite is refused, so it never replaces the last good one.
 """
 
 from __future__ import annotations
@@ -9,40 +21,60 @@ from __future__ import annotations
 import logging
 import math
 import random
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from zoo import distributed
 from zoo.errors import ZooError
 from zoo.registry import Recipe, Stage
 
 log = logging.getLogger(__name__)
 
+RESUME_FORMAT = "hdr-zoo-resume/1"
+PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL (sysexits.h): a temporary failure, run the same command again to go on
+PREEMPT_SIGNALS = ("SIGTERM", "SIGUSR1", "SIGUSR2")  # SLURM pre-emption/time limit (--signal), submitit's USR2
+
 
 class StepBatchSampler(Sampler[list[int]]):
-    """Batch indices for steps ``start..stop-1``: a pure function of (seed, step), so resuming needs only the step."""
+    """Batch indices for steps ``start..stop-1``: a pure function of (seed, step), so resuming needs only the step.
 
-    def __init__(self, length: int, batch_size: int, seed: int, start: int, stop: int):
+    Under ``torchrun`` each of the ``world_size`` ranks yields its own contiguous slice of the step's global batch.
+    """
+
+    def __init__(self, length: int, batch_size: int, seed: int, start: int, stop: int, rank: int = 0,
+                 world_size: int = 1):  # fmt: skip
         self.length, self.batch_size, self.seed, self.start, self.stop = length, batch_size, seed, start, stop
+        self.rank, self.world_size = rank, world_size
 
     def __iter__(self) -> Iterator[list[int]]:
+        per_rank = self.batch_size // self.world_size
         for step in range(self.start, self.stop):
             rng = np.random.default_rng([self.seed, step])
-            yield rng.integers(0, self.length, size=self.batch_size).tolist()
+            indices = rng.integers(0, self.length, size=self.batch_size).tolist()
+            yield indices[self.rank * per_rank : (self.rank + 1) * per_rank]
 
     def __len__(self) -> int:
         return max(0, self.stop - self.start)
 
 
 def batch_stream(dataset: Dataset, batch_size: int, seed: int, start: int, stop: int, num_workers: int = 0):
-    sampler = StepBatchSampler(len(dataset), batch_size, seed, start, stop)
-    return DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, persistent_workers=False)
+    """Batches of steps ``start..stop-1`` (this rank's share under torchrun). The loader gets its own generator so
+    starting a stream never draws from the global torch RNG (which a resumed run restores exactly)."""
+    sampler = StepBatchSampler(len(dataset), batch_size, seed, start, stop, distributed.rank(),
+                               distributed.world_size())  # fmt: skip
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, persistent_workers=False,
+                      generator=generator)  # fmt: skip
 
 
 def stage_bounds(stages: tuple[Stage, ...], total_steps: int) -> list[tuple[int, int]]:
@@ -92,14 +124,32 @@ def build_stage_optim(nets: nn.ModuleDict, stage: Stage, n_steps: int, lr_scale:
     return StageOptim(optimizers, schedulers)
 
 
+# ----------------------------------------------------------------------------------------------------------------------
+# RNG state, as plain tensors/ints so a checkpoint loads with torch.load(weights_only=True)
+
+
 def rng_state() -> dict[str, Any]:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "gauss": float(gauss)},  # fmt: skip
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    np_state = state["numpy"]
+    np.random.set_state((np_state["name"], np_state["keys"].numpy().astype(np.uint32), np_state["pos"],
+                         np_state["has_gauss"], np_state["gauss"]))  # fmt: skip
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def seed_everything(seed: int) -> None:
@@ -108,18 +158,179 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+# ----------------------------------------------------------------------------------------------------------------------
+# Checkpoints
+
+
 @dataclass
 class FitState:
-    """Where a run is: the next step to run and the per-step log so far."""
+    """Where a run is: the next step to run (= steps done), the per-step log so far, the training time, and the
+    1-based steps dropped by ``nan_policy="skip"``."""
 
     step: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
     train_seconds: float = 0.0
+    skipped_steps: list[int] = field(default_factory=list)
+
+
+def first_nonfinite(module: nn.Module) -> str | None:
+    """Name of the first parameter or floating buffer holding NaN/inf, or None when all are finite."""
+    for name, tensor in module.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            return name
+    return None
+
+
+def checkpoint_payload(nets: nn.ModuleDict, state: FitState, stage_index: int, stage: Stage, optim: StageOptim,
+                       total_steps: int) -> dict[str, Any]:  # fmt: skip
+    """Everything the next step depends on. Collective under torchrun (gathers every rank's RNG state)."""
+    return {
+        "format": RESUME_FORMAT,
+        "step": state.step,
+        "total_steps": total_steps,
+        "history": state.history,
+        "train_seconds": state.train_seconds,
+        "skipped_steps": state.skipped_steps,
+        "nets": nets.state_dict(),
+        "optim": {"stage_index": stage_index, "stage": stage.name, "optimizers": [o.state_dict() for o in optim.optimizers],
+                  "schedulers": [s.state_dict() for s in optim.schedulers]},  # fmt: skip
+        "rng": distributed.gather_objects(rng_state()),
+    }
+
+
+def write_resume_state(path: str | Path, payload: dict[str, Any]) -> Path:
+    """Write atomically: a temporary file, then a rename, so the previous checkpoint stays until this one is complete."""
+    from zoo.io import atomic_write
+
+    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
+
+
+def read_resume_state(path: str | Path, total_steps: int) -> dict[str, Any]:
+    """Load a checkpoint written by ``write_resume_state`` (tensors on the CPU; no unpickling of Python objects)."""
+    path = Path(path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ZooError(f"{path}: unreadable resume checkpoint ({type(exc).__name__}); delete it to start the run over")
+    if not isinstance(payload, dict) or payload.get("format") != RESUME_FORMAT:
+        raise ZooError(f"{path}: not a zoo resume checkpoint (expected format {RESUME_FORMAT!r})")
+    if payload["total_steps"] != total_steps:
+        raise ZooError(f"{path}: checkpoint of a {payload['total_steps']}-step run, but train.steps={total_steps}")
+    return payload
+
+
+def _restore(nets: nn.ModuleDict, resume: dict[str, Any]) -> FitState:
+    nets.load_state_dict(resume["nets"])
+    rng = resume["rng"]
+    set_rng_state(rng[distributed.rank() % len(rng)])
+    return FitState(step=resume["step"], history=list(resume["history"]), train_seconds=resume["train_seconds"],
+                    skipped_steps=list(resume["skipped_steps"]))  # fmt: skip
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Pre-emption
+
+
+class Preempted(SystemExit):
+    """The run stopped on a pre-emption signal after writing its checkpoint; run the same command again to resume.
+
+    A ``SystemExit`` rather than an ``Exception``: nothing on the way out mistakes it for a failed run (no "failed"
+    row is written, a sweep does not go on to its next job), and the process exits with ``PREEMPTED_EXIT_CODE``.
+    """
+
+    def __init__(self, message: str):
+        super().__init__(PREEMPTED_EXIT_CODE)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class PreemptionGuard:
+    """While active (``with`` around the loop), SIGTERM/SIGUSR1/SIGUSR2 only record that the job must stop; the loop
+    asks ``requested()`` at the end of each step, writes its checkpoint and calls ``stop``.
+
+    Signal handlers can only be installed from the main thread; elsewhere the guard is inert.
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> PreemptionGuard:
+        if threading.current_thread() is threading.main_thread():
+            for name in PREEMPT_SIGNALS:
+                if hasattr(signal, name):
+                    sig = getattr(signal, name)
+                    self._previous[sig] = signal.signal(sig, self._record)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._restore()
+
+    def _record(self, signum: int, frame: object) -> None:
+        if self.signum is None:
+            self.signum = signum
+            log.warning("received %s: stopping at the end of this step", signal.Signals(signum).name)
+
+    def _restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+    def requested(self) -> bool:
+        """True on every rank once any rank was signalled (ranks must stop at the same step)."""
+        return distributed.agree(self.signum is not None)
+
+    def stop(self, step: int, saved: bool) -> NoReturn:
+        """Leave after the checkpoint: put the previous handlers back and hand the signal to the one it had (e.g.
+        submitit's, which requeues the job and exits); if that returns, or there was none, raise ``Preempted``."""
+        name = signal.Signals(self.signum).name if self.signum else "a signal to another rank"
+        where = "checkpoint written" if saved else "no checkpoint (none requested)"
+        message = f"pre-empted by {name} after step {step}; {where}; run the same command again to resume"
+        log.warning(message)
+        previous = self._previous.get(self.signum) if self.signum else None
+        self._restore()
+        self._previous = {}
+        if callable(previous):
+            previous(self.signum, None)
+        raise Preempted(message)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The loop
 
 
 def _describe_nonfinite(loss: torch.Tensor, logs: dict[str, float]) -> str:
     bad = [f"{k}={v}" for k, v in logs.items() if not math.isfinite(v)]
     return ", ".join(bad) if bad else f"total={float(loss)}"
+
+
+def _grads_finite(params: list[nn.Parameter]) -> bool:
+    grads = [p.grad for p in params if p.grad is not None]
+    return not grads or bool(torch.stack([torch.isfinite(g).all() for g in grads]).all())
+
+
+def _train_step(nets: nn.ModuleDict, stage: Stage, optim: StageOptim, batch: dict[str, torch.Tensor],
+                where: str) -> tuple[dict[str, float], str | None]:  # fmt: skip
+    """One step of every objective. Returns (logs, problem): ``problem`` describes a non-finite loss or gradient
+    (agreed over all ranks), in which case this objective and the later ones of the step were not applied."""
+    cache: dict[str, Any] = {}
+    logs: dict[str, float] = {}
+    for obj, opt in zip(stage.objectives, optim.optimizers):
+        opt.zero_grad(set_to_none=True)
+        loss, obj_logs = obj.loss(nets, batch, cache)
+        obj_logs = {f"{obj.name}/{k}": float(v) for k, v in obj_logs.items()}
+        if distributed.agree(not bool(torch.isfinite(loss))):
+            return logs, f"non-finite loss at {where}, objective {obj.name!r}: {_describe_nonfinite(loss, obj_logs)}"
+        loss.backward()
+        params = [p for group in opt.param_groups for p in group["params"]]
+        distributed.average_gradients(params)
+        if distributed.agree(not _grads_finite(params)):
+            return logs, f"non-finite gradient at {where}, objective {obj.name!r} (loss {float(loss):.4g})"
+        opt.step()
+        logs.update(obj_logs)
+        logs[f"{obj.name}/loss"] = float(loss.detach())
+    return logs, None
 
 
 def fit(
@@ -136,83 +347,102 @@ def fit(
     num_workers: int = 0,
     progress: bool = False,
     nan_policy: str = "stop",
-    state: FitState | None = None,
-    optim_state: dict[str, Any] | None = None,
+    max_skips_in_a_row: int = 20,
+    resume: dict[str, Any] | None = None,
     checkpoint_every: int = 0,
-    save_checkpoint: Callable[[FitState, str, StageOptim], None] | None = None,
+    save_checkpoint: Callable[[dict[str, Any]], None] | None = None,
     on_log: Callable[[dict[str, float]], None] | None = None,
 ) -> FitState:
     """Train ``nets`` (``nets["model"]`` + the recipe's aux modules) for ``total_steps`` steps of ``recipe``.
 
-    ``state``/``optim_state`` resume a run: the loop restarts at ``state.step`` inside its stage, with that stage's
-    optimiser and scheduler state. ``save_checkpoint(state, stage_name, optim)`` is called every ``checkpoint_every`` steps.
+    ``batch_size`` is the global batch (under torchrun each rank takes ``batch_size / world_size`` of it).
+    ``resume`` (a ``read_resume_state`` payload) restores the weights, RNG states, step, stage, optimisers and
+    schedulers, and the loop goes on at ``resume["step"]``. ``save_checkpoint(payload)`` (called on rank 0 only) gets a
+    ``checkpoint_payload`` every ``checkpoint_every`` steps, at the end of training and when a pre-emption signal
+    arrives; after the latter the loop raises ``Preempted``.
     """
     if nan_policy not in ("stop", "skip"):
         raise ZooError(f"train.nan_policy: expected 'stop' or 'skip', got {nan_policy!r}")
-    state = state or FitState()
+    state = _restore(nets, resume) if resume is not None else FitState()
+    optim_state = resume["optim"] if resume is not None else None
     if not recipe.stages or total_steps <= 0:
         return state
     if dataset is None:
         raise ValueError("a recipe with stages needs a training dataset")
+    distributed.check_batch_size(batch_size)
+    distributed.broadcast_module(nets)
     bounds = stage_bounds(recipe.stages, total_steps)
     bar = None
-    if progress:
+    if progress and distributed.is_main():
         from tqdm import tqdm
 
         bar = tqdm(total=total_steps, initial=state.step, desc="train", dynamic_ncols=True, leave=False)
-    for stage, (start, stop) in zip(recipe.stages, bounds):
-        if state.step >= stop or start == stop:
-            continue
-        optim = build_stage_optim(nets, stage, stop - start, lr_scale)
-        if optim_state is not None and optim_state.get("stage") == stage.name:
-            for opt, saved in zip(optim.optimizers, optim_state["optimizers"]):
-                opt.load_state_dict(saved)
-            for sched, saved in zip(optim.schedulers, optim_state["schedulers"]):
-                sched.load_state_dict(saved)
-        _set_train_mode(nets, stage)
-        begin = max(start, state.step)
-        tic = time.perf_counter()
-        for batch in batch_stream(dataset, batch_size, seed, begin, stop, num_workers):
-            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-            cache: dict[str, Any] = {}
-            logs: dict[str, float] = {}
-            skipped = False
-            for obj, opt in zip(stage.objectives, optim.optimizers):
-                opt.zero_grad(set_to_none=True)
-                loss, obj_logs = obj.loss(nets, batch, cache)
-                obj_logs = {f"{obj.name}/{k}": v for k, v in obj_logs.items()}
-                if not torch.isfinite(loss):
-                    where = f"step {state.step} (stage {stage.name!r}, objective {obj.name!r})"
+    skips_in_a_row = 0
+    with PreemptionGuard() as guard:
+        for index, (stage, (start, stop)) in enumerate(zip(recipe.stages, bounds)):
+            if state.step >= stop or start == stop:
+                continue
+            optim = build_stage_optim(nets, stage, stop - start, lr_scale)
+            if optim_state is not None and optim_state["stage_index"] == index:
+                for opt, saved in zip(optim.optimizers, optim_state["optimizers"]):
+                    opt.load_state_dict(saved)
+                for sched, saved in zip(optim.schedulers, optim_state["schedulers"]):
+                    sched.load_state_dict(saved)
+            _set_train_mode(nets, stage)
+            tic = time.perf_counter()
+            for batch in batch_stream(dataset, batch_size, seed, max(start, state.step), stop, num_workers):
+                batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+                where = f"step {state.step + 1}/{total_steps} (stage {stage.name!r})"
+                logs, problem = _train_step(nets, stage, optim, batch, where)
+                for opt in optim.optimizers:
+                    opt.zero_grad(set_to_none=True)
+                if problem is not None:
                     if nan_policy == "stop":
-                        raise ZooError(f"non-finite loss at {where}: {_describe_nonfinite(loss, obj_logs)}")
-                    log.warning("skipping %s: non-finite loss %s", where, _describe_nonfinite(loss, obj_logs))
-                    skipped = True
-                    break
-                loss.backward()
-                opt.step()
-                logs.update(obj_logs)
-                logs[f"{obj.name}/loss"] = float(loss.detach())
-            for opt in optim.optimizers:
-                opt.zero_grad(set_to_none=True)
-            for sched in optim.schedulers:
-                sched.step()
-            state.step += 1
-            if bar is not None:
-                bar.update(1)
-            if not skipped and (state.step % max(1, log_every) == 0 or state.step == stop):
-                entry = {"step": state.step, "stage": stage.name, **logs}
-                entry["lr"] = optim.optimizers[0].param_groups[0]["lr"]
-                state.history.append(entry)
-                if on_log is not None:
-                    on_log(entry)
+                        raise ZooError(problem + "; the last checkpoint is kept (train.nan_policy=skip drops such steps)")
+                    log.warning("skipping %s", problem)
+                    state.skipped_steps.append(state.step + 1)
+                    skips_in_a_row += 1
+                    if skips_in_a_row >= max_skips_in_a_row:
+                        raise ZooError(f"{skips_in_a_row} steps in a row had non-finite values (last: {problem}); "
+                                       f"the training has diverged")  # fmt: skip
+                else:
+                    skips_in_a_row = 0
+                for sched in optim.schedulers:
+                    sched.step()
+                state.step += 1
                 if bar is not None:
-                    bar.set_postfix_str(f"{stage.name} " + " ".join(f"{k.split('/')[-1]}={v:.4f}" for k, v in logs.items() if k.endswith("/loss")))
-            if save_checkpoint is not None and checkpoint_every and state.step % checkpoint_every == 0 and state.step < total_steps:
-                state.train_seconds += time.perf_counter() - tic
-                tic = time.perf_counter()
-                save_checkpoint(state, stage.name, optim)
-        state.train_seconds += time.perf_counter() - tic
+                    bar.update(1)
+                if problem is None and (state.step % max(1, log_every) == 0 or state.step == stop):
+                    entry = {"step": state.step, "stage": stage.name, **distributed.mean_values(logs)}
+                    entry["lr"] = optim.optimizers[0].param_groups[0]["lr"]
+                    state.history.append(entry)
+                    if on_log is not None and distributed.is_main():
+                        on_log(entry)
+                    if bar is not None:
+                        bar.set_postfix_str(f"{stage.name} " + " ".join(f"{k.split('/')[-1]}={v:.4f}" for k, v in logs.items() if k.endswith("/loss")))
+                preempted = guard.requested()
+                periodic = bool(checkpoint_every) and state.step % checkpoint_every == 0
+                if save_checkpoint is not None and (periodic or preempted or state.step == total_steps):
+                    state.train_seconds += time.perf_counter() - tic
+                    tic = time.perf_counter()
+                    _checkpoint(nets, state, index, stage, optim, total_steps, save_checkpoint)
+                if preempted:
+                    if bar is not None:
+                        bar.close()
+                    guard.stop(state.step, saved=save_checkpoint is not None)
+            state.train_seconds += time.perf_counter() - tic
     if bar is not None:
         bar.close()
     nets.eval()
     return state
+
+
+def _checkpoint(nets: nn.ModuleDict, state: FitState, index: int, stage: Stage, optim: StageOptim, total_steps: int,
+                save: Callable[[dict[str, Any]], None]) -> None:  # fmt: skip
+    bad = first_nonfinite(nets)
+    if bad is not None:
+        raise ZooError(f"refusing to save a checkpoint after step {state.step}: {bad} is not finite; the last "
+                       f"checkpoint is kept")  # fmt: skip
+    payload = checkpoint_payload(nets, state, index, stage, optim, total_steps)
+    if distributed.is_main():
+        save(payload)
