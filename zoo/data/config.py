@@ -71,7 +71,5 @@ class DataConfig:
     train_scale_max: float = 1.0
     cache_mb: int = 1024  # decoded images kept in memory per process (file sources)
     seed: int = 0
-    # Path to an official EMoR ``invemor.txt``; None = the project's own basis (zoo/data/assets).
-    response_basis: Optional[str] = None
     num_workers: int = 0
     camera: CameraConfig = field(default_factory=CameraConfig)
