@@ -1,6 +1,6 @@
 """The forward camera: linear HDR scene → 8-bit LDR, with every intermediate (PROTOCOLS.md §6).
 
-Steps, each seeded by the caller's generator and recorded in ``CameraSample.params``:
+Steps, each seeded by the caller's generator and recorded in ``CameraSample.record``:
 1. exposure t = 1 / quantile(max_RGB(scene), 1 − q), so a fraction q of pixels clips;
 2. sensor noise in linear space, x + σ_s·x·n₁ + σ_c·n₂ then ReLU, with σ_s, σ_c drawn per channel and n₁, n₂, σ_s,
    σ_c all independent. Deliberate deviation: the official SingleHDR graph seeds both uniform draws and both normal
@@ -42,7 +42,7 @@ def jpeg_encoder() -> str:
 class CameraParams:
     """The degradation parameters of one sample (all JSON-able).
 
-    ``clip_fraction``: the requested share q of clipped pixels; ``exposure``: the factor t applied to the scene;
+    ``clip_fraction``: the requested share q of clipped pixels (the exposure t follows from it and the scene);
     ``signal_noise``/``read_noise``: σ_s, σ_c per RGB channel (0 = noise off); ``curve``: the response curve's name;
     ``jpeg_quality``: 0 = no JPEG.
     """
@@ -151,7 +151,7 @@ def capture(
     record = asdict(params)
     record.update(
         exposure=float(t),
-        clipped_fraction=float((max_rgb(noisy) >= 1.0).mean()),
+        clipped_fraction=float((max_rgb(noisy) > 1.0).mean()),
         curve_family=curve.family,
         curve_params=curve.params,
         jpeg_encoder=jpeg_encoder() if params.jpeg_quality else "",
