@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 export OPENCV_IO_ENABLE_OPENEXR := 1
 
-.PHONY: help install test test-all sweep report bench clean
+.PHONY: help install test test-all sweep report results bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
@@ -24,12 +24,15 @@ test: $(STAMP)  ## run the test suite (slow tests excluded; ~10 min on 2 cores)
 test-all: $(STAMP)  ## run every test, slow ones included
 	$(BIN)/python -m pytest -q -m "slow or not slow"
 
-sweep: $(STAMP)  ## smoke sweep of every model on the synthetic data, then the report (skips finished runs)
+sweep: $(STAMP)  ## smoke sweep of every model (minutes; rows in outputs/smoke/), then its report (skips finished runs)
 	$(BIN)/zoo run sweep=smoke
+	$(BIN)/zoo report --runs outputs/smoke/runs --out outputs/smoke
+
+report: $(STAMP)  ## regenerate results/ tables and plots from results/runs/ (seconds)
 	$(BIN)/zoo report
 
-report: $(STAMP)  ## regenerate results/ tables and plots from results/runs/
-	$(BIN)/zoo report
+results: $(STAMP)  ## the committed results: zoo sweep + 3 ablations at train=budget, report, run log (~40 min)
+	$(BIN)/python scripts/make_results.py
 
 bench: $(STAMP)  ## speed benchmarks; tables printed, CSV written to results/bench/
 	$(BIN)/python benchmarks/data_speed.py

@@ -1,12 +1,53 @@
-"""Tables from result rows. ``format_rows`` prints a quick console table; ``write_report`` regenerates results/."""
+"""Tables and plots from result rows. ``format_rows`` prints a quick console table; ``write_report`` regenerates the
+report in ``results/`` from the rows in ``results/runs/`` alone, deterministically (same rows → same bytes).
+
+How rows become tables (results/README.md explains every output file and column):
+- **Tags choose the table.** A tag ``family/variant`` (set by the ablation sweeps) puts a row in table ``family`` under
+  the label "model (variant)"; a plain tag (``zoo``, ``smoke``) puts it in that table under the model name; untagged
+  rows form table ``untagged``. A run reached by several sweeps carries all their tags (``zoo.run``) and appears in
+  each of their tables.
+- **Never mix protocols.** Rows whose metric protocol (``metrics.PROTOCOL`` as recorded), scale rule or evaluation data
+  differ go to separate tables; each table names its protocol, and the full parameters are listed once.
+- **Variants and CIs.** Within a table, rows with the same label and the same config apart from the seed form one
+  variant. Each metric is the mean over its seeds × evaluation images with a two-level bootstrap 95 % CI
+  (``zoo.stats``; fixed generator seed).
+- **Significance.** A PU21-PSNR difference to the table's best below 3.5 dB is flagged "n.s." (SI-HDR, Hanji et al.
+  2022: the smallest difference observers confirm; PROTOCOLS.md §5).
+- **Failed runs** are listed with their error, never averaged.
+"""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import logging
 import math
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from zoo.stats import Estimate, bootstrap_ci
+
+if TYPE_CHECKING:
+    from zoo.plots import PlotResult
+
+log = logging.getLogger(__name__)
 
 HEADLINE = ("psnr_l_ntire", "psnr_mu_ntire", "ssim_mu_ntire", "pu21_psnr_rgb")
+METRIC_NAMES = {"psnr_l_ntire": "PSNR-L (dB)", "psnr_mu_ntire": "PSNR-µ (dB)", "ssim_mu_ntire": "SSIM-µ",
+                "pu21_psnr_rgb": "PU21-PSNR (dB)"}  # fmt: skip
+DIGITS = {"psnr_l_ntire": 2, "psnr_mu_ntire": 2, "ssim_mu_ntire": 4, "pu21_psnr_rgb": 2}
+SIGNIFICANCE_METRIC = "pu21_psnr_rgb"
+SIGNIFICANCE_DB = 3.5  # SI-HDR benchmark: smaller PU21-PSNR differences are not significant
+DATA_TRAIN_ONLY = ("patch_size", "train_length", "num_workers")  # data keys that do not change the evaluation
+GENERATED = ("summary.csv", "failed.csv", "tables.md", "tables.tex")
+PLOTS_DIR = "plots"
+BENCH_CSV = Path("bench") / "speed.csv"
 
 
 def _fmt(value: Any) -> str:
@@ -25,8 +66,450 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def write_report(runs_dir: Path, out_dir: Path, plots: bool = True) -> None:
-    from zoo.results import load_rows
+# ----------------------------------------------------------------------------------------------------------------------
+# rows → variants → tables
 
-    rows = load_rows(runs_dir)
-    print(format_rows(rows))
+
+@dataclass
+class Variant:
+    """One table line: the rows (seeds) of one config, with their bootstrap estimates and efficiency figures."""
+
+    label: str
+    model: str
+    baseline: bool
+    config: dict[str, Any]  # the rows' semantic config without the seed
+    rows: list[dict[str, Any]]  # status "ok", sorted by seed
+    estimates: dict[str, Estimate] = field(default_factory=dict)
+    gmacs: float = math.nan
+    bench_seconds: float = math.nan
+
+    @property
+    def seeds(self) -> list[int]:
+        return [int(r.get("seed", 0)) for r in self.rows]
+
+    @property
+    def n_images(self) -> int:
+        return len({im["image"] for r in self.rows for im in r.get("images", [])})
+
+    def mean_of(self, key: str) -> float:
+        values = [float(r[key]) for r in self.rows if isinstance(r.get(key), int | float)]
+        return float(np.mean(values)) if values else math.nan
+
+    @property
+    def train(self) -> dict[str, Any]:
+        return self.config.get("train", {})
+
+
+@dataclass
+class Table:
+    """Variants evaluated under one protocol on one evaluation split; ``key`` is file-name safe."""
+
+    key: str
+    family: str
+    protocol_id: str
+    protocol: dict[str, Any]
+    scale_rule: str
+    data: dict[str, Any]
+    variants: list[Variant]
+
+    @property
+    def best(self) -> Variant | None:
+        scored = [v for v in self.variants if math.isfinite(v.estimates[SIGNIFICANCE_METRIC].mean)]
+        return max(scored, key=lambda v: v.estimates[SIGNIFICANCE_METRIC].mean) if scored else None
+
+    def delta(self, variant: Variant) -> float:
+        """PU21-PSNR of ``variant`` minus the table's best (≤ 0), in dB."""
+        best = self.best
+        return variant.estimates[SIGNIFICANCE_METRIC].mean - best.estimates[SIGNIFICANCE_METRIC].mean if best else math.nan
+
+    def significance(self, variant: Variant) -> str:
+        """"best", "n.s." (within 3.5 dB PU21-PSNR of the best), "" (significantly worse) or "?" (no value)."""
+        delta = self.delta(variant)
+        if not math.isfinite(delta):
+            return "?"
+        if variant is self.best:
+            return "best"
+        return "n.s." if -delta < SIGNIFICANCE_DB else ""
+
+
+def tags_of(row: dict[str, Any]) -> list[str]:
+    """Every tag the row was reached with (``tags``; older rows have only ``tag``)."""
+    tags = row.get("tags") or [row.get("tag", "")]
+    return list(dict.fromkeys(str(t) for t in tags))
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _eval_key(row: dict[str, Any]) -> str:
+    """What must agree for rows to share a table: metric protocol, scale rule and the evaluation data."""
+    data = {k: v for k, v in row.get("config", {}).get("data", {}).items() if k not in DATA_TRAIN_ONLY}
+    return _canonical({"protocol": row.get("protocol"), "scale_rule": row.get("scale_rule"), "data": data})
+
+
+def _variant_key(row: dict[str, Any]) -> str:
+    return _canonical({k: v for k, v in row.get("config", {}).items() if k != "seed"})
+
+
+def _is_baseline(row: dict[str, Any]) -> bool:
+    try:
+        from zoo.registry import get_spec
+
+        return get_spec(row["model"]).is_baseline
+    except Exception:  # a model no longer registered: judge by the row (no parameters, no training)
+        return row.get("params") == 0 and row.get("steps") == 0
+
+
+def _place(row: dict[str, Any], tag: str) -> tuple[str, str]:
+    """(table family, label) of ``row`` under ``tag``."""
+    family, _, variant = tag.partition("/")
+    label = f"{row['model']} ({variant})" if variant else row["model"]
+    return family or "untagged", label
+
+
+def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    flat: dict[str, str] = {}
+    for key, value in config.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = _canonical(value)
+    return flat
+
+
+def _disambiguate(variants: list[Variant]) -> None:
+    """Variants that share a label (e.g. one model at two budgets) get the config values that tell them apart."""
+    by_label: dict[str, list[Variant]] = defaultdict(list)
+    for variant in variants:
+        by_label[variant.label].append(variant)
+    for group in by_label.values():
+        if len(group) < 2:
+            continue
+        flats = [_flatten(v.config) for v in group]
+        keys = sorted({k for f in flats for k in f if len({g.get(k) for g in flats}) > 1})
+        for variant, flat in zip(group, flats):
+            variant.label += " [" + ", ".join(f"{k}={flat.get(k, '-')}" for k in keys[:3]) + "]"
+
+
+def _estimate(rows: list[dict[str, Any]], metric: str) -> Estimate:
+    """Bootstrap estimate over the (seeds × images) grid; images are matched by id across seeds."""
+    ids = sorted({im["image"] for r in rows for im in r.get("images", [])})
+    if not ids:
+        return bootstrap_ci([[math.nan]])
+    column = {image_id: j for j, image_id in enumerate(ids)}
+    grid = np.full((len(rows), len(ids)), np.nan)
+    for i, row in enumerate(rows):
+        for im in row.get("images", []):
+            value = im.get(metric)
+            grid[i, column[im["image"]]] = float(value) if isinstance(value, int | float) else math.nan
+    return bootstrap_ci(grid)
+
+
+def build_tables(rows: list[dict[str, Any]], bench: dict[str, float] | None = None) -> list[Table]:
+    """Group finished rows into tables of variants (see the module docstring); deterministic for the same rows."""
+    from zoo.complexity import gmacs
+
+    groups: dict[tuple[str, str], dict[tuple[str, str], list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    for row in rows:
+        if row.get("status") != "ok":
+            continue
+        for tag in tags_of(row):
+            family, label = _place(row, tag)
+            groups[(family, _eval_key(row))][(label, _variant_key(row))].append(row)
+
+    protocol_ids: dict[str, str] = {}
+    tables: list[Table] = []
+    families = sorted({f for f, _ in groups}, key=lambda f: (f != "zoo", f == "untagged", f == "smoke", f))
+    for family in families:
+        eval_keys = sorted(k for f, k in groups if f == family)
+        for n, eval_key in enumerate(eval_keys):
+            variants = []
+            for (label, _), members in sorted(groups[(family, eval_key)].items()):
+                members = sorted(members, key=lambda r: (int(r.get("seed", 0)), r["run_id"]))
+                first = members[0]
+                variant = Variant(label=label, model=first["model"], baseline=_is_baseline(first),
+                                  config={k: v for k, v in first.get("config", {}).items() if k != "seed"},
+                                  rows=members)  # fmt: skip
+                variant.estimates = {m: _estimate(members, m) for m in HEADLINE}
+                variant.gmacs = gmacs(first["model"], variant.config.get("model", {}).get("args", {}))
+                variant.bench_seconds = (bench or {}).get(first["model"], math.nan)
+                variants.append(variant)
+            _disambiguate(variants)
+            variants.sort(key=lambda v: (v.baseline, v.label))
+            evaluation = json.loads(eval_key)
+            protocol_ids.setdefault(_canonical(evaluation["protocol"]), f"P{len(protocol_ids) + 1}")
+            tables.append(Table(
+                key=family if len(eval_keys) == 1 else f"{family}-{n + 1}", family=family,
+                protocol_id=protocol_ids[_canonical(evaluation["protocol"])], protocol=evaluation["protocol"] or {},
+                scale_rule=str(evaluation["scale_rule"]), data=evaluation["data"], variants=variants,
+            ))  # fmt: skip
+    return tables
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# inputs: rows and the optional speed benchmark
+
+
+def load_run_rows(runs_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """Rows of ``runs_dir`` sorted by (model, tag, seed, run id), and the names of unreadable files. Hidden files
+    (a row being written by a running sweep) are ignored."""
+    from zoo.results import read_row
+
+    rows, unreadable = [], []
+    for path in sorted(Path(runs_dir).glob("*.json")):
+        if path.name.startswith("."):
+            continue
+        try:
+            row = read_row(path)
+            row["run_id"] = str(row.get("run_id", path.stem))
+            rows.append(row)
+        except (OSError, ValueError) as exc:
+            unreadable.append(f"{path.name}: {exc}")
+    rows.sort(key=lambda r: (str(r.get("model", "")), str(r.get("tag", "")), int(r.get("seed", 0)), r["run_id"]))
+    return rows, unreadable
+
+
+SECONDS_COLUMNS = ("seconds_per_image", "seconds", "latency_s")
+
+
+def read_bench(path: Path) -> tuple[dict[str, float], str]:
+    """Seconds per image per model from the speed benchmark's CSV (columns ``model`` and ``seconds_per_image``; when it
+    has ``height``/``width``, the largest size measured), and a note saying what was used; ({}, "") without a file."""
+    if not path.is_file():
+        return {}, ""
+    with path.open(newline="") as handle:
+        records = list(csv.DictReader(handle))
+    column = next((c for c in SECONDS_COLUMNS if records and c in records[0]), None)
+    if not records or "model" not in records[0] or column is None:
+        log.warning("%s: expected columns 'model' and one of %s; benchmark latency left out", path, SECONDS_COLUMNS)
+        return {}, ""
+    if "height" in records[0] and "width" in records[0]:
+        largest = max(int(float(r["height"])) * int(float(r["width"])) for r in records)
+        records = [r for r in records if int(float(r["height"])) * int(float(r["width"])) == largest]
+        size = f" at {records[0]['height']}×{records[0]['width']}"
+    else:
+        size = ""
+    seconds: dict[str, list[float]] = defaultdict(list)
+    for record in records:
+        try:
+            seconds[record["model"]].append(float(record[column]))
+        except ValueError:
+            continue
+    return {m: float(np.mean(v)) for m, v in seconds.items()}, f"{path.as_posix()} ({column}{size})"
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# formatting
+
+
+def _num(value: float, digits: int) -> str:
+    return "n/a" if not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def _ci_text(est: Estimate, digits: int) -> str:
+    if not math.isfinite(est.mean):
+        return "n/a"
+    return f"{est.mean:.{digits}f} [{est.low:.{digits}f}, {est.high:.{digits}f}]"
+
+
+def _delta_text(table: Table, variant: Variant) -> str:
+    flag = table.significance(variant)
+    if flag in ("best", "?"):
+        return {"best": "best", "?": "n/a"}[flag]
+    return f"{table.delta(variant):+.2f}" + (" n.s." if flag == "n.s." else "")
+
+
+def _eval_size(data: dict[str, Any]) -> str:
+    h, w = data.get("eval_height"), data.get("eval_width")
+    return f"{h}×{w}" if h and w else "full frames"
+
+
+def _protocol_summary(protocol: dict[str, Any], scale_rule: str) -> str:
+    p = protocol
+    parts = [f"metrics v{p.get('metrics_version', '?')}", f"input {p.get('input_encoding', '?')}",
+             f"µ-law µ={p.get('ntire_mu', '?')} with the reference's {p.get('ntire_percentile', '?')}th percentile",
+             f"PU21 {p.get('pu21_params', '?')}, reference peak → {p.get('pu21_peak_luminance', '?')} cd/m²",
+             "CRF correction " + ("on" if p.get("crf_correction") else "off"), f"scale rule {scale_rule}"]  # fmt: skip
+    return "; ".join(parts)
+
+
+def _data_summary(table: Table) -> str:
+    d = table.data
+    n = max((v.n_images for v in table.variants), default=0)
+    camera = d.get("camera", {})
+    extra = f", eval clip fraction {camera['eval_clip_fraction']}" if "eval_clip_fraction" in camera else ""
+    return f"data `{d.get('name', '?')}` (data.seed {d.get('seed', '?')}), {n} evaluation images at {_eval_size(d)}{extra}"
+
+
+def _markdown_table(header: list[str], lines: list[list[str]]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(cell.replace("|", "\\|") for cell in line) + " |" for line in lines]
+    return "\n".join(out)
+
+
+def _table_lines(table: Table) -> tuple[list[str], list[list[str]]]:
+    header = ["model", "seeds", *(METRIC_NAMES[m] for m in HEADLINE), "Δ PU21 vs best", "params", "GMACs",
+              f"s/image ({_eval_size(table.data)})", "s/image (bench)", "train min", "steps×batch"]  # fmt: skip
+    lines = []
+    for v in table.variants:
+        train = v.train
+        lines.append([
+            v.label, str(len(v.rows)), *(_ci_text(v.estimates[m], DIGITS[m]) for m in HEADLINE), _delta_text(table, v),
+            f"{int(v.mean_of('params')):,}" if math.isfinite(v.mean_of("params")) else "n/a", _num(v.gmacs, 1),
+            _num(v.mean_of("seconds_per_image"), 3), _num(v.bench_seconds, 3),
+            _num(v.mean_of("train_seconds") / 60, 1), "—" if v.baseline else f"{train.get('steps', '?')}×{train.get('batch_size', '?')}",
+        ])  # fmt: skip
+    return header, lines
+
+
+def _notes(table: Table) -> list[str]:
+    notes = []
+    for v in table.variants:
+        excluded = {m: v.estimates[m].excluded for m in HEADLINE if v.estimates[m].excluded}
+        if excluded:
+            notes.append(f"{v.label}: non-finite per-image values left out of the mean ({_canonical(excluded)}; +inf "
+                         f"PSNR means an image was reproduced exactly)")  # fmt: skip
+    return notes
+
+
+def render_markdown(tables: list[Table], failed: list[dict[str, Any]], unreadable: list[str], bench_note: str,
+                    plots: PlotResult | None, source: str = "results/runs") -> str:  # fmt: skip
+    out = ["# Results", "",
+           f"Generated by `zoo report` from `{source}` (do not edit; `make report` regenerates it). Metrics: mean "
+           "over seeds × evaluation images with a two-level bootstrap 95 % CI [low, high]. `Δ PU21 vs best`: "
+           f"PU21-PSNR difference to the table's best; `n.s.` = below {SIGNIFICANCE_DB} dB, not a significant "
+           "difference (SI-HDR). GMACs: one forward pass at 1900×1060, counted from the code. `s/image`: evaluation "
+           "time per image as recorded in the rows (shared CPU, see README)" + (f"; bench: {bench_note}" if bench_note
+           else "") + ".", ""]  # fmt: skip
+    for table in tables:
+        header, lines = _table_lines(table)
+        out += [f"## {table.key}", "",
+                f"Protocol {table.protocol_id}: {_protocol_summary(table.protocol, table.scale_rule)}. "
+                f"{_data_summary(table)}.", "", _markdown_table(header, lines), ""]  # fmt: skip
+        notes = _notes(table) + (plots.notes.get(table.key, []) if plots else [])
+        out += [f"- {note}" for note in notes] + ([""] if notes else [])
+        for name in plots.figures.get(table.key, []) if plots else []:
+            out += [f"![{table.key} {name}]({PLOTS_DIR}/{table.key}_{name}.png)", ""]
+    out += ["## Failed runs", ""]
+    if failed:
+        out += [_markdown_table(["run id", "model", "tags", "seed", "error"],
+                                [[r["run_id"], str(r.get("model", "?")), ", ".join(tags_of(r)), str(r.get("seed", "?")),
+                                  str(r.get("error", ""))] for r in failed]), ""]  # fmt: skip
+    else:
+        out += ["None.", ""]
+    if unreadable:
+        out += ["Unreadable row files (skipped):", ""] + [f"- {u}" for u in unreadable] + [""]
+    out += ["## Protocols", ""]
+    seen: dict[str, dict[str, Any]] = {}
+    for table in tables:
+        seen.setdefault(table.protocol_id, table.protocol)
+    for pid, protocol in seen.items():
+        out += [f"{pid}:", "", "```json", json.dumps(protocol, indent=1, sort_keys=True), "```", ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _tex_escape(text: str) -> str:
+    for a, b in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#"), ("µ", r"$\mu$"),
+                 ("×", r"$\times$"), ("Δ", r"$\Delta$"), ("—", "--"), ("→", r"$\to$"), ("²", r"$^2$"), ("[", "{["),
+                 ("]", "]}")):  # fmt: skip
+        text = text.replace(a, b)
+    return text
+
+
+def render_latex(tables: list[Table]) -> str:
+    """One booktabs table per results table; needs \\usepackage{booktabs}."""
+    out = ["% Generated by `zoo report` from results/runs/ (do not edit). Needs \\usepackage{booktabs}.", ""]
+    for table in tables:
+        columns = ["Model", *(METRIC_NAMES[m] for m in HEADLINE), "Δ PU21", "Params", "GMACs"]
+        out += [r"\begin{table}[t]", r"\centering", r"\small",
+                r"\caption{" + _tex_escape(f"{table.key}: mean [95 % bootstrap CI] over seeds and evaluation images. "
+                                           f"Protocol {table.protocol_id}: {_protocol_summary(table.protocol, table.scale_rule)}. "
+                                           f"{_data_summary(table)}. n.s.: within {SIGNIFICANCE_DB} dB PU21-PSNR of the best.")
+                + "}",
+                r"\label{tab:" + table.key.replace("_", "-") + "}",
+                r"\begin{tabular}{l" + "c" * (len(columns) - 1) + "}", r"\toprule",
+                " & ".join(_tex_escape(c) for c in columns) + r" \\", r"\midrule"]  # fmt: skip
+        for v in table.variants:
+            cells = [v.label, *(_ci_text(v.estimates[m], DIGITS[m]) for m in HEADLINE), _delta_text(table, v),
+                     f"{v.mean_of('params') / 1e6:.2f}M" if math.isfinite(v.mean_of("params")) else "n/a",
+                     _num(v.gmacs, 1)]  # fmt: skip
+            out.append(" & ".join(_tex_escape(c) for c in cells) + r" \\")
+        out += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
+    return "\n".join(out)
+
+
+def _csv_text(header: list[str], lines: list[list[Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(lines)
+    return buffer.getvalue()
+
+
+def _csv_num(value: float, digits: int = 4) -> str:
+    return "" if not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def render_summary_csv(tables: list[Table]) -> str:
+    header = ["table", "label", "model", "baseline", "n_seeds", "seeds", "n_images"]
+    for m in HEADLINE:
+        header += [f"{m}_mean", f"{m}_ci_low", f"{m}_ci_high"]
+    header += ["pu21_delta_vs_best", "significance_vs_best", "params", "gmacs_1900x1060", "seconds_per_image_eval",
+               "seconds_per_image_bench", "train_seconds", "steps", "batch_size", "protocol", "run_ids"]  # fmt: skip
+    lines = []
+    for table in tables:
+        for v in table.variants:
+            line: list[Any] = [table.key, v.label, v.model, int(v.baseline), len(v.rows), " ".join(map(str, v.seeds)),
+                               v.n_images]  # fmt: skip
+            for m in HEADLINE:
+                e = v.estimates[m]
+                line += [_csv_num(e.mean), _csv_num(e.low), _csv_num(e.high)]
+            params = v.mean_of("params")
+            line += [_csv_num(table.delta(v)), table.significance(v), "" if not math.isfinite(params) else int(params),
+                     _csv_num(v.gmacs, 3), _csv_num(v.mean_of("seconds_per_image")), _csv_num(v.bench_seconds),
+                     _csv_num(v.mean_of("train_seconds"), 1), v.train.get("steps", ""), v.train.get("batch_size", ""),
+                     table.protocol_id, " ".join(r["run_id"] for r in v.rows)]  # fmt: skip
+            lines.append(line)
+    return _csv_text(header, lines)
+
+
+def render_failed_csv(failed: list[dict[str, Any]]) -> str:
+    return _csv_text(["run_id", "model", "tags", "seed", "error"],
+                     [[r["run_id"], r.get("model", ""), " ".join(tags_of(r)), r.get("seed", ""), r.get("error", "")]
+                      for r in failed])  # fmt: skip
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# the report
+
+
+def write_report(runs_dir: Path, out_dir: Path, plots: bool = True) -> str:
+    """Regenerate ``out_dir``/{summary.csv, failed.csv, tables.md, tables.tex} (and ``out_dir``/plots/ when ``plots``)
+    from the rows in ``runs_dir``; prints and returns the Markdown tables. Reads ``out_dir``/bench/speed.csv when the
+    speed benchmark wrote it."""
+    from zoo.io import atomic_write
+
+    runs_dir, out_dir = Path(runs_dir), Path(out_dir)
+    rows, unreadable = load_run_rows(runs_dir)
+    failed = [r for r in rows if r.get("status") != "ok"]
+    failed.sort(key=lambda r: (str(r.get("model", "")), int(r.get("seed", 0)), r["run_id"]))
+    bench, bench_note = read_bench(out_dir / BENCH_CSV)
+    tables = build_tables(rows, bench)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    figures = None
+    if plots:
+        from zoo.plots import write_plots
+
+        figures = write_plots(tables, runs_dir, out_dir / PLOTS_DIR)
+    markdown = render_markdown(tables, failed, unreadable, bench_note, figures, runs_dir.as_posix())
+    texts = {"summary.csv": render_summary_csv(tables), "failed.csv": render_failed_csv(failed),
+             "tables.md": markdown, "tables.tex": render_latex(tables)}  # fmt: skip
+    for name, text in texts.items():
+        atomic_write(out_dir / name, lambda tmp, text=text: tmp.write_text(text, encoding="utf-8"))
+    log.info("report: %d runs (%d failed) → %d tables in %s", len(rows), len(failed), len(tables), out_dir)
+    console = markdown.split("\n## Protocols", 1)[0]
+    console = re.sub(r"\n(!\[[^\n]*\n\n)+", "\n", console).rstrip() + "\n"  # figure links are for the Markdown file
+    print(console)  # the CLI's output: `zoo report` / `make sweep` end with the tables
+    return console

@@ -1,0 +1,86 @@
+"""A small picture of each run's first evaluation prediction, saved next to its row, so the report can draw the visual
+comparison grid from ``results/runs/`` alone (checkpoints live in ``outputs/``, which is not committed).
+
+The preview is one 8-bit PNG, ``<run_id>.preview.png``: three square crops side by side, [input LDR | prediction |
+reference], the last two tone-mapped with the NTIRE μ-law normalised by the *full* reference image's 99th percentile
+(``zoo.metrics.ntire_mu_tonemap``), i.e. exactly the images PSNR-μ compares, quantised to 8 bits for display. The crop
+is the window of the input with the most saturated pixels, a pure function of the input, so every run evaluated on the
+same data shows the same region.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from zoo import io, metrics
+from zoo.evaluate import predict_ntire
+from zoo.registry import ModelSpec
+
+CROP = 96  # pixels; smaller images are shown whole
+SATURATED = 250 / 255  # an input pixel whose brightest channel reaches this is clipped (or nearly)
+PANELS = ("input", "prediction", "reference")
+
+
+def preview_path(row_path: str | Path) -> Path:
+    """``results/runs/<run_id>.json`` → ``results/runs/<run_id>.preview.png``."""
+    return Path(row_path).with_suffix(".preview.png")
+
+
+def highlight_crop(ldr: np.ndarray, size: int = CROP) -> tuple[int, int, int, int]:
+    """(top, left, height, width) of the size×size window of an H×W×3 LDR in [0, 1] holding the most saturated pixels
+    (the first such window in row-major order on ties); the whole image where it is smaller."""
+    height, width = min(size, ldr.shape[0]), min(size, ldr.shape[1])
+    saturated = (ldr.max(axis=2) >= SATURATED).astype(np.int64)
+    table = np.pad(saturated.cumsum(0).cumsum(1), ((1, 0), (1, 0)))  # summed-area table
+    counts = table[height:, width:] - table[:-height, width:] - table[height:, :-width] + table[:-height, :-width]
+    top, left = np.unravel_index(int(np.argmax(counts)), counts.shape)
+    return int(top), int(left), height, width
+
+
+def preview_strip(ldr: np.ndarray, reference: np.ndarray, prediction: np.ndarray) -> np.ndarray:
+    """The H×3W×3 uint8 strip [input | μ-law prediction | μ-law reference] of the highlight crop. ``ldr`` in [0, 1];
+    ``reference`` and ``prediction`` NTIRE gamma-encoded H×W×3."""
+    top, left, h, w = highlight_crop(ldr)
+    window = (slice(top, top + h), slice(left, left + w))
+    panels = [ldr, metrics.ntire_mu_tonemap(prediction, reference), metrics.ntire_mu_tonemap(reference, reference)]
+    return np.concatenate([np.round(np.clip(p[window], 0, 1) * 255).astype(np.uint8) for p in panels], axis=1)
+
+
+@torch.inference_mode()
+def save_preview(row_path: str | Path, model: nn.Module, spec: ModelSpec, sample: dict[str, torch.Tensor],
+                 device: torch.device) -> Path:  # fmt: skip
+    """Predict one evaluation ``sample`` ("ldr", "target": (3,H,W) tensors) and write its preview PNG atomically."""
+    model.eval()
+    prediction = predict_ntire(model, spec, sample["ldr"][None].to(device))[0]
+    as_image = lambda t: t.permute(1, 2, 0).float().cpu().numpy()  # noqa: E731
+    strip = preview_strip(as_image(sample["ldr"]), as_image(sample["target"]), as_image(prediction))
+    import cv2
+
+    path = preview_path(row_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return io.atomic_write(path, lambda tmp: _write_png(tmp, cv2.cvtColor(strip, cv2.COLOR_RGB2BGR)))
+
+
+def _write_png(path: Path, bgr: np.ndarray) -> None:
+    import cv2
+
+    ok, data = cv2.imencode(".png", bgr)
+    if not ok:
+        raise OSError(f"{path}: PNG encoding failed")
+    path.write_bytes(data.tobytes())
+
+
+def load_preview(path: str | Path) -> dict[str, np.ndarray]:
+    """The three panels of a preview PNG as {"input", "prediction", "reference"}: h×w×3 float arrays in [0, 1]."""
+    import cv2
+
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise OSError(f"{path}: not a readable PNG")
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
+    width = rgb.shape[1] // len(PANELS)
+    return {name: rgb[:, i * width : (i + 1) * width] for i, name in enumerate(PANELS)}
