@@ -211,7 +211,7 @@ def test_full_fixture_teacher_forced(full_fixture, fixture_model):
 
 @pytest.mark.fixtures
 def test_tf_mapping_loads_through_load_weights_and_skips_optimizer_slots(invemor, fixture_weights, fixture_model):
-    mapping = dict(fixture_weights)
+    mapping = {f"{k}:0": v for k, v in fixture_weights.items()}  # variable names as tf.Variable.name spells them
     mapping["Dequantization_Net/conv2d/kernel/Adam"] = np.zeros(1, np.float32)
     mapping["Hallucination_Net/encoder/h6/batch_norm/beta/Adam_1"] = np.zeros(1, np.float32)
     mapping.update(beta1_power=np.float32(0.9), beta2_power=np.float32(0.999), global_step=np.int64(7))
@@ -241,6 +241,19 @@ def test_mismatched_tf_mapping_names_the_keys(fixture_weights):
     deq_only = {k: v for k, v in fixture_weights.items() if k.startswith("Dequantization_Net/")}
     with pytest.raises(ZooError, match="missing keys: linearization"):  # one released sub-net file alone
         load_weights(model, deq_only)
+
+
+@pytest.mark.fixtures
+def test_converted_checkpoint_round_trip(tmp_path, invemor, fixture_weights, fixture_model):
+    from zoo.models.singlehdr_convert import save_tf_mapping, weights_sha256
+
+    out = save_tf_mapping(fixture_weights, tmp_path / "singlehdr_official.pt", sources=["fixture recipe"])
+    saved = torch.load(out, weights_only=True)
+    assert saved["model"] == "singlehdr" and saved["refinement"] is True
+    assert saved["weights_sha256"] == weights_sha256(fixture_model.state_dict())
+    model = load_weights(zoo.create_model("singlehdr", response_basis=invemor), out)
+    for key, value in fixture_model.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key
 
 
 def test_convert_without_tensorflow_says_how_to_install(tmp_path):
@@ -468,9 +481,8 @@ def test_recipe_with_vgg_weights_uses_the_perceptual_term(small_model, random_vg
 
 
 def test_hallucination_encoder_from_vgg_file(random_vgg_file):
-    model = zoo.create_model("singlehdr", refinement=False)
+    model = zoo.create_model("singlehdr", refinement=False, vgg16_encoder=str(random_vgg_file), vgg16_convention="caffe")
     encoder = model.hallucination.encoder
-    model.hallucination.load_vgg16(str(random_vgg_file), convention="caffe")
     state = torch.load(random_vgg_file, weights_only=True)
     assert torch.equal(encoder.h5.conv_3.weight, state["features.28.weight"])
     model.hallucination.load_vgg16(str(random_vgg_file), convention="torchvision")

@@ -154,10 +154,14 @@ def build_singlehdr(
     refinement: bool = True,
     pad_border: int = OFFICIAL_BORDER,
     highlight_threshold: float = HIGHLIGHT_THRESHOLD,
+    vgg16_encoder: str | None = None,
+    vgg16_convention: str = "torchvision",
 ) -> SingleHDR:
     """``zoo.create_model("singlehdr", ...)``. ``response_basis``: path to the official EMoR ``invemor.txt`` (needed by
     the official weights; a warning is logged if its sha256 differs from the official file) or None for the project's
-    own basis. The other arguments are those of ``SingleHDR``."""
+    own basis. ``vgg16_encoder``: a VGG16 weights file (torchvision layout, input ``vgg16_convention``) to initialise
+    the Hallucination-Net encoder for training (officially Places365 VGG16 weights). The other arguments are those of
+    ``SingleHDR``."""
     from zoo.data.crf import OFFICIAL_INVEMOR_SHA256, load_inverse_basis
 
     basis = load_inverse_basis(response_basis, k=BASIS_COMPONENTS)
@@ -165,7 +169,10 @@ def build_singlehdr(
         log.warning("%s: sha256 %s… is not the official invemor.txt (%s…); official weights expect the official basis",
                     response_basis, basis.sha256[:12], OFFICIAL_INVEMOR_SHA256[:12])  # fmt: skip
     g0, components = torch.from_numpy(basis.g0), torch.from_numpy(basis.components)
-    return SingleHDR(g0, components, refinement, pad_border, basis.source or "project", highlight_threshold)
+    model = SingleHDR(g0, components, refinement, pad_border, basis.source or "project", highlight_threshold)
+    if vgg16_encoder is not None:
+        model.hallucination.load_vgg16(vgg16_encoder, vgg16_convention)
+    return model
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -59,24 +59,28 @@ def convert_tf_checkpoint(ckpt_path: str | Path | Sequence[str | Path], out_path
     ``ckpt_path``: the joint ``refinement_log_from_wo_raw`` checkpoint (→ full model), or one or several of
     ``ckpt_deq``/``ckpt_lin``/``ckpt_hal`` (a sequence, merged; with all three → the three-net model,
     ``refinement=False``). Returns the written path."""
-    from zoo.registry import create_model
-    from zoo.weights import load_weights, save_checkpoint
-
     paths = [ckpt_path] if isinstance(ckpt_path, str | Path) else list(ckpt_path)
     mapping: dict[str, np.ndarray] = {}
     for path in paths:
         mapping.update(read_tf_checkpoint(path))
+    return save_tf_mapping(mapping, out_path, sources=[str(p) for p in paths])
+
+
+def save_tf_mapping(mapping: dict[str, np.ndarray], out_path: str | Path, sources: list[str] | None = None) -> Path:
+    """Convert a {TF variable name: array} mapping (official layout) and write it as a zoo checkpoint, with the
+    weights' sha256, the sources and the basis they need recorded next to the state dict. TensorFlow is not needed."""
+    from zoo.registry import create_model
+    from zoo.weights import load_weights, save_checkpoint
+
     refinement = any(name.startswith("Refinement_Net/") for name in mapping)
-    # The basis is irrelevant to the state dict (a non-persistent buffer); the project's own keeps TF-free conversion
-    # independent of the user's invemor.txt.
+    # The basis is not part of the state dict (a non-persistent buffer), so the project's own serves for conversion.
     model = create_model("singlehdr", refinement=refinement)
     load_weights(model, mapping)
-    state = model.state_dict()
-    digest = weights_sha256(state)
+    digest = weights_sha256(model.state_dict())
     out = save_checkpoint(
         out_path,
         model,
-        source=[str(p) for p in paths],
+        source=sources or [],
         refinement=refinement,
         response_basis="official EMoR invemor.txt (sha256 86dd5444…914d82ee): create_model(..., response_basis=PATH)",
         weights_sha256=digest,

@@ -324,6 +324,7 @@ class HallucinationNet(nn.Module):
                 conv.bias.copy_(bias)
 
     def forward(self, b: torch.Tensor, taps: Taps = None) -> torch.Tensor:
+        """b: (B, 3, H, W), H and W multiples of 32 → hal_raw (B, 3, H, W), unbounded (the pipeline takes its ReLU)."""
         _check_multiple(b, 32, "SingleHDR Hallucination-Net")
         x_in = b * 255.0
         r, g, bl = x_in.unbind(dim=1)
