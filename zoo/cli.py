@@ -2,6 +2,9 @@
 ``RunConfig`` and calls ``zoo.run.run``; the other subcommands are plain argparse.
 
 Errors users can cause (``ZooError``) are printed as one line, ``error: ...``, with exit status 2.
+``zoo run`` exit statuses: 0 done (a multirun: every job attempted; failed jobs are rows with status "failed"),
+1 config error (in a multirun: before any job starts) or unexpected exception, 2 ``ZooError``, 75 pre-empted after
+writing a checkpoint (run the same command again to resume).
 """
 
 from __future__ import annotations
@@ -51,13 +54,15 @@ def _hydra_app(argv: list[str]) -> int:
             log.error("run failed: %s", exc)
             if multirun:  # fault isolation: the failed row is written; the other jobs go on
                 return
-            raise SystemExit(f"error: {exc}") from None
+            print(f"error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None  # as the other subcommands
         except Exception as exc:
             if multirun:
-                log.exception("run failed: %s", exc)
+                log.exception("run failed: %s: %s", type(exc).__name__, exc)
                 return
             raise
-        print(format_rows([row]))
+        if row:  # under torchrun only rank 0 returns its row
+            print(format_rows([row]))
 
     sys.argv = ["zoo run", *argv]
     app()

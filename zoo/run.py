@@ -29,6 +29,7 @@ from zoo.data import build_dataset
 from zoo.domains import SCALE_RULE
 from zoo.errors import ZooError
 from zoo.evaluate import evaluate
+from zoo.preview import save_preview
 from zoo.registry import create_model, get_spec
 from zoo.train import first_nonfinite, fit, read_resume_state, seed_everything, write_resume_state
 from zoo.weights import load_weights, save_checkpoint
@@ -149,6 +150,8 @@ def _train_and_evaluate(cfg: RunConfig, rid: str) -> dict[str, Any] | None:
     eval_seconds = time.perf_counter() - tic
     metric_names = [k for k in images[0] if k in metrics.METRICS] if images else []
     _check_complete(images, metric_names)
+    if len(eval_set):
+        save_preview(results.row_path(cfg.results_dir, rid), model, spec, eval_set[0], device)
     if hasattr(eval_set, "describe"):
         for i, image in enumerate(images):
             image["degradation"] = eval_set.describe(i)
@@ -166,6 +169,7 @@ def _train_and_evaluate(cfg: RunConfig, rid: str) -> dict[str, Any] | None:
         "protocol": metrics.PROTOCOL,
         "device": str(device),
         "threads": torch.get_num_threads(),
+        "world_size": distributed.world_size(),
         "host": platform.node(),
         "torch": torch.__version__,
         "weights": str(weights_path),

@@ -12,8 +12,10 @@ current step the loop writes a checkpoint and leaves with ``Preempted`` (exit st
 requeued job resumes from that step.
 
 Guards: a non-finite loss or gradient stops the run with an error naming the step, stage, objective and loss term
-(``nan_policy="stop"``) or drops the step (``"skip"``, at most ``max_skips_in_a_row`` in a row); a checkpoint whose
-weights are not finite is refused, so it never replaces the last good one.
+(``nan_policy="stop"``) or drops the step (``"skip"``: the objective and the later ones of that step are not applied,
+buffers such as BatchNorm statistics are put back, objectives before it in the step stay applied; at most
+``max_skips_in_a_row`` in a row); a checkpoint whose weights or buffers are not finite is refused, so it never replaces
+the last good one.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import random
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -310,6 +313,16 @@ def _grads_finite(params: list[nn.Parameter]) -> bool:
     return not grads or bool(torch.stack([torch.isfinite(g).all() for g in grads]).all())
 
 
+def _snapshot_buffers(nets: nn.ModuleDict) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    return [(b, b.detach().clone()) for b in nets.buffers() if b.is_floating_point()]
+
+
+@torch.no_grad()
+def _restore_buffers(snapshot: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    for buffer, saved in snapshot:
+        buffer.copy_(saved)
+
+
 def _train_step(nets: nn.ModuleDict, stage: Stage, optim: StageOptim, batch: dict[str, torch.Tensor],
                 where: str) -> tuple[dict[str, float], str | None]:  # fmt: skip
     """One step of every objective. Returns (logs, problem): ``problem`` describes a non-finite loss or gradient
@@ -377,7 +390,9 @@ def fit(
         from tqdm import tqdm
 
         bar = tqdm(total=total_steps, initial=state.step, desc="train", dynamic_ncols=True, leave=False)
-    skips_in_a_row = 0
+    skips_in_a_row = 0  # counted on from the checkpoint: steps state.step, state.step - 1, ... that were skipped
+    while state.step - skips_in_a_row in state.skipped_steps:
+        skips_in_a_row += 1
     with PreemptionGuard() as guard:
         for index, (stage, (start, stop)) in enumerate(zip(recipe.stages, bounds)):
             if state.step >= stop or start == stop:
@@ -393,12 +408,14 @@ def fit(
             for batch in batch_stream(dataset, batch_size, seed, max(start, state.step), stop, num_workers):
                 batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
                 where = f"step {state.step + 1}/{total_steps} (stage {stage.name!r})"
+                buffers = _snapshot_buffers(nets) if nan_policy == "skip" else []
                 logs, problem = _train_step(nets, stage, optim, batch, where)
                 for opt in optim.optimizers:
                     opt.zero_grad(set_to_none=True)
                 if problem is not None:
                     if nan_policy == "stop":
                         raise ZooError(problem + "; the last checkpoint is kept (train.nan_policy=skip drops such steps)")
+                    _restore_buffers(buffers)  # e.g. BatchNorm statistics the bad forward pass already updated
                     log.warning("skipping %s", problem)
                     state.skipped_steps.append(state.step + 1)
                     skips_in_a_row += 1
@@ -407,8 +424,10 @@ def fit(
                                        f"the training has diverged")  # fmt: skip
                 else:
                     skips_in_a_row = 0
-                for sched in optim.schedulers:
-                    sched.step()
+                with warnings.catch_warnings():  # a skipped step still counts: the schedule follows the step index
+                    warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step", UserWarning)
+                    for sched in optim.schedulers:
+                        sched.step()
                 state.step += 1
                 if bar is not None:
                     bar.update(1)
