@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io as text_io
+import os
 import platform
 import time
 from pathlib import Path
@@ -95,7 +96,8 @@ def main(argv: list[str] | None = None) -> None:
         rows.append({"item": f"model {name} step (batch {args.batch})", "seconds": step_s, "per_second": 1 / step_s,
                      "data_share_pct": share, "note": note})  # fmt: skip
 
-    host = f"{platform.node()} {platform.processor() or platform.machine()}, torch threads {args.threads}"
+    load = os.getloadavg()[0]  # other processes on the same cores inflate every number here alike
+    host = f"{platform.node()} {platform.machine()}, torch threads {args.threads}, load {load:.1f}"
     print(f"data engine speed ({host}; numpy {np.__version__}, torch {torch.__version__})")
     print(f"{'item':<44} {'ms':>10} {'per s':>10} {'data %':>8}  note")
     for row in rows:

@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 
 from zoo import io
 from zoo.data import CameraConfig, DataConfig, build_dataset, scenes
-from zoo.data.common import read_id_list, sample_rng
+from zoo.data.common import choose, read_id_list, sample_rng
 from zoo.errors import ZooError
 
 CAMERA_KEYS = {"ldr", "target", "linear", "linear_noisy", "linear_clipped", "ldr_unquantized", "inv_crf"}
@@ -225,3 +225,13 @@ def test_config_is_a_hydra_structured_node_and_bad_values_are_refused():
         build_dataset(DataConfig(camera=CameraConfig(response="dorf")), "train")
     with pytest.raises(ZooError, match="data.eval_count"):
         build_dataset(DataConfig(eval_count=0), "eval")
+
+
+def test_held_out_choice_is_seeded_and_stable_when_images_are_added():
+    ids = [f"img{i:02d}" for i in range(20)]
+    held = choose(ids, 5, 0, "folder")
+    assert len(held) == 5 and held == sorted(held) and held == choose(ids, 5, 0, "folder")
+    assert held != choose(ids, 5, 1, "folder")
+    grown = choose(sorted(ids + [f"new{i}" for i in range(5)]), 5, 0, "folder")
+    assert all(item in held or item.startswith("new") for item in grown)
+    assert choose(ids, 0, 0, "folder") == ids

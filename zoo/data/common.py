@@ -6,6 +6,7 @@ hashed into a ``SeedSequence`` (strings via CRC32, so no dependence on PYTHONHAS
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import zlib
 from collections import OrderedDict
@@ -198,11 +199,12 @@ def read_id_list(path: str | Path) -> list[str]:
 
 
 def choose(ids: list[str], count: int, seed: int, source: str) -> list[str]:
-    """``count`` of the sorted ``ids`` by a seeded permutation, returned in sorted order (0 or ≥ len = all)."""
+    """``count`` of ``ids`` (0 or ≥ len = all), in their order: those with the smallest seeded hash of their name, so
+    adding images to a folder moves an image into the selection only if its own hash is small enough."""
     if count == 0 or count >= len(ids):
         return list(ids)
-    order = sample_rng(source, "split", seed, len(ids)).permutation(len(ids))
-    held = {ids[j] for j in order[:count]}
+    rank = sorted(ids, key=lambda i: hashlib.sha256(f"{source}/{seed}/{i}".encode()).hexdigest())
+    held = set(rank[:count])
     return [i for i in ids if i in held]
 
 
@@ -210,7 +212,7 @@ def split_ids(ids: list[str], cfg: DataConfig, source: str) -> tuple[list[str], 
     """Divide the sorted image ``ids`` of ``cfg.root`` into (train, eval).
 
     ``eval_root`` set: all of root trains (eval comes from eval_root). ``split_file``: its IDs are eval (each must
-    exist), the rest train. Otherwise ``eval_count`` IDs drawn by a seeded permutation are eval; with eval_count 0
+    exist), the rest train. Otherwise ``eval_count`` IDs chosen by a seeded hash are eval; with eval_count 0
     every image is in both splits (evaluating a whole folder; ``warn_overlap`` flags training on it).
     """
     if cfg.eval_root:

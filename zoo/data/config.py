@@ -60,8 +60,8 @@ class DataConfig:
     split_file: Optional[str] = None
     patch_size: int = 64
     train_length: int = 100_000  # training samples per epoch (set_epoch(e) draws a fresh set)
-    # Images in the frozen eval split: synthetic scenes, or images of a file source held out by a seeded draw
-    # (0 = all held-out images; without split_file/eval_root that is every image of root).
+    # Images in the frozen eval split: synthetic scenes, or images of a file source chosen by a seeded hash of their
+    # names (0 = all; without split_file/eval_root that is every image of root). split_file overrides it.
     eval_count: int = 8
     # Evaluation size: the synthetic scene size, or a centre crop of file sources (None = full frames).
     eval_height: Optional[int] = 128

@@ -64,7 +64,7 @@ class NtireDataset(Dataset):
 
     train: ``train_length`` random ``patch_size``² crops (sample i uses training frame i mod N) with random rot90/flip.
     eval: the held-out frames (``split_file``, e.g. HDRUNet's random_valid.txt; else ``eval_root``; else a seeded
-    draw of ``eval_count``, 0 = all), full frames or the centre crop ``eval_height``×``eval_width``.
+    choice of ``eval_count``, 0 = all), full frames or the centre crop ``eval_height``×``eval_width``.
     Frames are decoded on every access unless cached (``cache_mb``); a full 1900×1060 pair costs tens of ms, so use
     ``num_workers`` ≥ 2 or pre-cropped frames for long training runs.
     """
