@@ -1,0 +1,145 @@
+"""Tiled inference (zoo.tiling): tiles cover the image exactly, the halo covers the receptive field, tiled output equals
+untiled output for every registered model, and global branches are computed once on the whole image."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import zoo
+from zoo import tiling
+from zoo.errors import ZooError
+
+HEIGHT, WIDTH = 97, 141  # odd, not a multiple of 4 or 32: exercises framing and clamped edge windows
+
+
+def psnr(reference: torch.Tensor, result: torch.Tensor) -> float:
+    mse = float(((reference - result) ** 2).mean())
+    peak = float(reference.abs().max())
+    return math.inf if mse == 0 else 10 * math.log10(peak**2 / mse)
+
+
+@pytest.mark.parametrize("height,width,tile,halo", [(97, 141, 32, 12), (64, 64, 64, 8), (260, 36, 20, 0), (5, 300, 4, 30)])
+def test_cores_partition_the_image_and_windows_are_equal_and_in_bounds(height, width, tile, halo):
+    plan = tiling.TilePlan(tile, tile, halo, align=1)
+    covered = torch.zeros(height, width, dtype=torch.int32)
+    sizes = set()
+    for core_rows, core_cols, win_rows, win_cols in plan.windows(height, width):
+        covered[core_rows, core_cols] += 1
+        assert 0 <= win_rows.start and win_rows.stop <= height and 0 <= win_cols.start and win_cols.stop <= width
+        # the window holds the core plus `halo` pixels of context wherever the image has them
+        assert win_rows.start <= max(core_rows.start - halo, 0) and win_rows.stop >= min(core_rows.stop + halo, height)
+        assert win_cols.start <= max(core_cols.start - halo, 0) and win_cols.stop >= min(core_cols.stop + halo, width)
+        sizes.add((win_rows.stop - win_rows.start, win_cols.stop - win_cols.start))
+    assert bool((covered == 1).all())
+    assert len(sizes) == 1
+
+
+def test_receptive_radius_of_a_known_network():
+    # three 3×3 convs and a 5×5 conv: radius 1 + 1 + 1 + 2 = 5
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1), nn.Tanh(),
+                        nn.Conv2d(4, 4, 3, padding=1), nn.Conv2d(4, 3, 5, padding=2))  # fmt: skip
+    assert tiling.receptive_radius(net) == (5, True)
+
+
+def test_activation_bytes_of_a_single_conv():
+    # one 3→64 conv: its float32 output, 256 bytes per pixel, is the only tensor the forward creates
+    net = nn.Conv2d(3, 64, 3, padding=1).eval()
+    assert tiling.activation_bytes_per_pixel(net) == pytest.approx(256, rel=0.01)
+
+
+def test_choose_plan_fits_the_budget_and_none_when_the_image_fits():
+    assert tiling.choose_plan(100, 100, 4, 8, max_window_pixels=100 * 100) is None
+    plan = tiling.choose_plan(1060, 1900, 4, 96, max_window_pixels=600_000)
+    assert plan is not None and plan.tile_h % 4 == 0 and plan.tile_w % 4 == 0
+    (_, _, rows, cols), *_ = plan.windows(1060, 1900)
+    assert (rows.stop - rows.start) * (cols.stop - cols.start) <= 600_000
+
+
+@pytest.mark.parametrize("name", zoo.list_models())
+def test_tiled_equals_untiled(name):
+    model = zoo.create_model(name).eval()
+    if not tiling.tiling_hooks(model).tileable:
+        pytest.skip(f"{name} has a global branch but no global_context/forward_with_context (zoo/tiling.py protocol)")
+    x = torch.rand(1, 3, HEIGHT, WIDTH, generator=torch.Generator().manual_seed(1))
+    align = tiling.tiling_hooks(model).align
+    tile = max(align, 32)
+    plan = tiling.plan_tiles(model, HEIGHT, WIDTH, tile=tile)
+    assert plan is not None and len(plan.windows(-(-HEIGHT // align) * align, -(-WIDTH // align) * align)) > 1
+    with torch.inference_mode():
+        untiled = model(x)
+        tiled = tiling.tiled_forward(model, x, plan)
+    assert tiled.shape == untiled.shape
+    value = psnr(untiled, tiled)
+    print(f"{name}: halo {plan.halo} px, tiled vs untiled PSNR {value:.1f} dB, max abs {float((tiled - untiled).abs().max()):.2e}")
+    assert value >= 50
+
+
+def test_global_branch_model_without_protocol_is_not_tiled():
+    global_models = [n for n in zoo.list_models() if zoo.get_spec(n).has_global_branch]
+    if not global_models:
+        pytest.skip("no registered model has a global branch")
+    model = zoo.create_model(global_models[0])
+    if tiling.tiling_hooks(model).tileable:
+        pytest.skip(f"{global_models[0]} implements the tiling protocol")
+    assert tiling.plan_tiles(model, 4000, 6000) is None  # automatic: untiled
+    with pytest.raises(ZooError, match="global branch"):
+        tiling.plan_tiles(model, 4000, 6000, tile=256)
+
+
+class GlobalTint(nn.Module):
+    """A small real network with a global branch, implementing the tiling protocol: two 3×3 convs, plus the image's
+    mean colour (over the whole framed image) added to every pixel. Pads symmetrically by 3 pixels, like a model whose
+    padding is not anchored at the top-left corner."""
+
+    size_multiple = 2
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 3, 3, padding=1))
+        self.context_calls = 0
+
+    def tiling_frame(self, x):
+        pad_h, pad_w = -(x.shape[-2] + 6) % 2, -(x.shape[-1] + 6) % 2
+        return nn.functional.pad(x, (3, 3 + pad_w, 3, 3 + pad_h), mode="reflect"), (3, 3)
+
+    def global_context(self, framed):
+        self.context_calls += 1
+        return framed.mean(dim=(2, 3), keepdim=True)
+
+    def forward_with_context(self, window, context):
+        return self.body(window) + context
+
+    def forward(self, x):
+        framed, (top, left) = self.tiling_frame(x)
+        y = self.forward_with_context(framed, self.global_context(framed))
+        return y[..., top : top + x.shape[-2], left : left + x.shape[-1]]
+
+
+def test_protocol_model_tiles_exactly_with_one_global_context():
+    model = GlobalTint().eval()
+    x = torch.rand(1, 3, 45, 71, generator=torch.Generator().manual_seed(2))
+    with torch.inference_mode():
+        untiled = model(x)
+        plan = tiling.plan_tiles(model, 45, 71, tile=16)  # measures the halo (one probe of the local path)
+        model.context_calls = 0
+        tiled = tiling.tiled_forward(model, x, plan)
+    assert plan.halo == 2 and len(plan.windows(52, 78)) > 4
+    assert model.context_calls == 1
+    assert torch.allclose(tiled, untiled, atol=1e-6)
+
+
+def test_automatic_tiling_under_a_small_budget_matches_untiled():
+    model = zoo.create_model("twostage" if "twostage" in zoo.list_models() else "hdrunet").eval()
+    x = torch.rand(1, 3, 61, 83, generator=torch.Generator().manual_seed(3))
+    budget = int(tiling.activation_bytes_per_pixel(model) * tiling.SAFETY * 60 * 60)  # windows of ≤ 3600 px
+    plan = tiling.plan_tiles(model, 61, 83, budget_bytes=budget)
+    assert plan is not None
+    with torch.inference_mode():
+        assert torch.allclose(tiling.run_model(model, x, budget_bytes=budget), model(x), atol=1e-5)
+
+
+def test_negative_tile_is_refused():
+    with pytest.raises(ZooError, match="tile"):
+        tiling.plan_tiles(zoo.create_model("identity"), 10, 10, tile=-1)

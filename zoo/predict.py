@@ -1,0 +1,249 @@
+"""``zoo predict``: turn your own photos into HDR, at any size, within the machine's memory.
+
+    zoo predict --model hdrunet --weights hdrunet.pt photo.jpg holiday/ -o out/ [--format exr|hdr|ntire] [--tile N]
+
+For every input (files, or folders of PNG/JPEG/TIFF/BMP, not recursive) it writes, atomically (``zoo.io``):
+
+- ``--format exr`` (default): ``<stem>.exr``, float16 OpenEXR of **linear** relative radiance (the model output
+  converted from its spec's ``output_domain`` by ``zoo.domains.to_linear``; negatives clamped to 0; 1.0 ≈ the level
+  where the input clips for exposure-aligned models; values above float16's 65504 are clipped);
+- ``--format hdr``: ``<stem>.hdr``, Radiance RGBE of the same linear radiance;
+- ``--format ntire``: ``<id>.png`` + ``<id>_alignratio.npy``, the NTIRE 2021 encoding (gamma 2.24, uint16 ×
+  alignratio; ``<id>`` is the stem without a ``_medium`` suffix, as the challenge names results);
+- ``<base>_preview.png``: an 8-bit preview, the NTIRE 2021 μ-law tone map (μ = 5000, tanh, normalised by the 99th
+  percentile of the image's own linear values; ``zoo.metrics.ntire_mu_tonemap``).
+
+An input that cannot be read is reported on one line and skipped; the others are still processed and the exit status
+is 1 if any failed. Large images are tiled automatically (``zoo.tiling``) to fit the memory budget; tiled and untiled
+results agree (the halo covers the receptive field). Without ``--weights`` the model has random weights (loud
+warning): useful for testing the pipeline only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from zoo import io
+from zoo.domains import to_linear, to_ntire
+from zoo.errors import ZooError
+from zoo.tiling import run_model
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("exr", "hdr", "ntire")
+HALF_MAX = 65504.0  # largest finite float16
+PREVIEW_SUFFIX = "_preview.png"
+
+
+def predict_image(model: nn.Module, ldr: np.ndarray, tile: int | None = None,
+                  budget_bytes: int | None = None) -> np.ndarray:  # fmt: skip
+    """One photo through ``model``: ldr H×W×3 float32 sRGB in [0, 1], any H, W → H×W×3 float32 in the model's native
+    domain (``zoo.get_spec(name).output_domain``), unclamped.
+
+    ``tile``: None → automatic (tiled only when the image does not fit ``budget_bytes``, see ``zoo.tiling``); 0 → one
+    untiled pass; N → N×N tiles with a halo that covers the receptive field.
+    """
+    ldr = np.asarray(ldr)
+    if ldr.ndim != 3 or ldr.shape[2] != 3:
+        raise ZooError(f"predict_image: expected an HxWx3 image, got shape {ldr.shape}")
+    param = next(iter(model.parameters()), None)
+    device = param.device if param is not None else torch.device("cpu")
+    x = torch.from_numpy(np.ascontiguousarray(ldr, dtype=np.float32)).permute(2, 0, 1)[None].to(device)
+    with torch.inference_mode():
+        y = run_model(model, x, tile=tile, budget_bytes=budget_bytes)
+    return y[0].permute(1, 2, 0).float().cpu().numpy()
+
+
+def preview(image_ntire: np.ndarray) -> np.ndarray:
+    """The μ-law preview (H×W×3 in [0, 1)) of an NTIRE gamma-encoded image, normalised by its own 99th percentile
+    (by its maximum when over 99 % of the values are black; black for an all-black image)."""
+    from zoo.metrics import ntire_mu_tonemap
+
+    try:
+        return ntire_mu_tonemap(image_ntire, image_ntire)
+    except ZooError:
+        peak = float(image_ntire.max())
+        if peak <= 0:
+            return np.zeros_like(image_ntire)
+        return ntire_mu_tonemap(image_ntire, np.full_like(image_ntire, peak))
+
+
+def output_base(path: Path, fmt: str) -> str:
+    """File name base of an input's outputs: the stem; for NTIRE, the stem without ``_medium`` (``0001_medium`` →
+    ``0001``)."""
+    return path.stem.removesuffix("_medium") if fmt == "ntire" else path.stem
+
+
+def output_paths(out_dir: Path, base: str, fmt: str) -> list[Path]:
+    """Every file written for one input, main output first, preview last."""
+    if fmt == "ntire":
+        main = out_dir / f"{base}.png"
+        return [main, io.alignratio_path(main), out_dir / f"{base}{PREVIEW_SUFFIX}"]
+    return [out_dir / f"{base}.{fmt}", out_dir / f"{base}{PREVIEW_SUFFIX}"]
+
+
+def write_outputs(native: np.ndarray, domain: str, out_dir: Path, base: str, fmt: str) -> list[Path]:
+    """Write one prediction (native domain) in ``fmt`` plus its preview. All or nothing: if a write fails, the files
+    already written for this image are removed."""
+    written: list[Path] = []
+    try:
+        ntire = to_ntire(native, domain)
+        if fmt == "ntire":
+            written += io.write_ntire(out_dir / f"{base}.png", ntire)
+        else:
+            linear = to_linear(native, domain)
+            if fmt == "exr":
+                written.append(io.write_exr(out_dir / f"{base}.exr", np.minimum(linear, HALF_MAX)))
+            else:
+                written.append(io.write_hdr(out_dir / f"{base}.hdr", linear))
+            del linear
+        written.append(io.write_png8(out_dir / f"{base}{PREVIEW_SUFFIX}", preview(ntire)))
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+    return written
+
+
+def collect_inputs(inputs: Iterable[str | Path]) -> tuple[list[Path], list[str]]:
+    """Files to process (folders expanded to their LDR images, sorted, not recursive) and one problem message per
+    input that does not exist or is an empty folder."""
+    files: list[Path] = []
+    problems: list[str] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            found = sorted(p for p in item.iterdir() if p.is_file() and p.suffix.lower() in io.LDR_SUFFIXES
+                           and not p.name.endswith(PREVIEW_SUFFIX))  # fmt: skip
+            if not found:
+                problems.append(f"{item}: folder has no images ({', '.join(io.LDR_SUFFIXES)})")
+            files += found
+        elif item.exists():
+            files.append(item)
+        else:
+            problems.append(f"{item}: no such file or folder")
+    return files, problems
+
+
+def check_writable(out_dir: Path) -> None:
+    """Create ``out_dir`` if needed and make sure files can be created in it (one-line ``ZooError`` otherwise)."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ZooError(f"{out_dir}: cannot create the output folder ({exc.strerror or exc})") from None
+    if not out_dir.is_dir():
+        raise ZooError(f"{out_dir}: output path exists and is not a folder")
+    try:
+        with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".zoo-write-test."):
+            pass
+    except OSError as exc:
+        raise ZooError(f"{out_dir}: output folder is not writable ({exc.strerror or exc})") from None
+
+
+def warn_out_of_domain(path: Path, ldr: np.ndarray) -> None:
+    """The released models were trained on well-exposed 8-bit frames (NTIRE ``_medium``); say so when an input is
+    far from that."""
+    clipped = float((ldr.max(axis=2) >= 254.5 / 255).mean())
+    mean = float(ldr.mean())
+    if clipped > 0.5:
+        log.warning("%s: %.0f %% of the pixels are clipped; the models expect well-exposed inputs", path, 100 * clipped)
+    elif mean < 0.02:
+        log.warning("%s: very dark input (mean %.3f); the models expect well-exposed inputs", path, mean)
+
+
+def build_model(name: str, weights: str | None, device: str, precision: str) -> nn.Module:
+    """The registered model with its weights (random, with a loud warning, when ``weights`` is None), prepared for
+    inference (``zoo.optimize_for_inference``)."""
+    from zoo.inference import optimize_for_inference
+    from zoo.registry import create_model
+    from zoo.weights import load_weights
+
+    model = create_model(name)
+    if weights is None:
+        log.warning("*** no --weights given: model %r has RANDOM weights; its outputs are meaningless "
+                    "(use this only to test the pipeline) ***", name)  # fmt: skip
+    else:
+        load_weights(model, weights)
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ZooError(f"--device {device}: CUDA is not available on this machine")
+    model = model.to(device)
+    return optimize_for_inference(model, precision=precision, copy_model=False)
+
+
+def predict_files(model: nn.Module, files: list[Path], out_dir: Path, fmt: str = "exr", tile: int | None = None,
+                  budget_bytes: int | None = None, progress: bool = True) -> list[str]:  # fmt: skip
+    """Predict every file into ``out_dir``; returns one message per failed file (the others are written)."""
+    from tqdm import tqdm
+
+    domain = model.zoo_spec.output_domain
+    failures: list[str] = []
+    claimed: dict[Path, Path] = {}
+    bar = tqdm(files, unit="image", disable=not progress or len(files) < 2, file=sys.stderr)
+    for path in bar:
+        bar.set_postfix_str(path.name)
+        try:
+            targets = output_paths(out_dir, output_base(path, fmt), fmt)
+            for target in targets:
+                if target.resolve() == path.resolve():
+                    raise ZooError(f"{path}: its output {target.name} would overwrite the input; choose another -o")
+                if target in claimed:
+                    raise ZooError(f"{path}: output {target.name} is already written for {claimed[target]}")
+            ldr = io.read_ldr(path)
+            warn_out_of_domain(path, ldr)
+            native = predict_image(model, ldr, tile=tile, budget_bytes=budget_bytes)
+            del ldr
+            write_outputs(native, domain, out_dir, output_base(path, fmt), fmt)
+            claimed.update({target: path for target in targets})
+        except ZooError as exc:
+            failures.append(str(exc))
+            tqdm.write(f"error: {exc}", file=sys.stderr)
+    return failures
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    files, problems = collect_inputs(args.inputs)
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    if not files:
+        raise ZooError("no input images to process")
+    out_dir = Path(args.out)
+    check_writable(out_dir)
+    model = build_model(args.model, args.weights, args.device, args.precision)
+    budget = None if args.memory_budget is None else int(args.memory_budget * (1 << 20))
+    failures = predict_files(model, files, out_dir, args.format, args.tile, budget)
+    done = len(files) - len(failures)
+    print(f"wrote {done} of {len(files)} image(s) to {out_dir}" + (f"; {len(failures)} failed" if failures else ""),
+          file=sys.stderr)  # fmt: skip
+    return 1 if failures or problems else 0
+
+
+def add_predict_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add ``zoo predict`` to the ``zoo`` command's subparsers."""
+    parser = subparsers.add_parser("predict", help="turn photos (files or folders) into HDR images + previews",
+                                   description=__doc__.split("\n\n")[0])  # fmt: skip
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of PNG/JPEG/TIFF/BMP")
+    parser.add_argument("-o", "--out", required=True, metavar="OUTDIR", help="output folder (created if missing)")
+    parser.add_argument("--model", required=True, help="registered model name (`zoo list`)")
+    parser.add_argument("--weights", help="weights file (zoo checkpoint or official layout); omit for random weights")
+    parser.add_argument("--format", choices=FORMATS, default="exr",
+                        help="exr (float16 linear, default), hdr (Radiance linear) or ntire (uint16 PNG + alignratio)")
+    parser.add_argument("--tile", type=int, metavar="N",
+                        help="tile size in pixels (0: never tile); default: chosen from the memory budget")
+    parser.add_argument("--memory-budget", type=float, metavar="MIB",
+                        help="activation memory for one tile in MiB (default: 1024, at most half the free RAM)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
+    parser.add_argument("--precision", choices=("float32", "bfloat16", "float16"), default="float32",
+                        help="compute precision (autocast); float32 is exact, the others are faster on some hardware")
+    parser.set_defaults(func=_cmd_predict)
+    return parser

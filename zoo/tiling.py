@@ -1,0 +1,389 @@
+"""Seamless tiled inference: any image size within a memory budget, with the same result as one untiled pass.
+
+Method (halo-crop, no blending). The image is first *framed* the way the model's own forward pads it (by default:
+replicate-pad the bottom and right edges up to the spec's ``size_multiple``, which is what HDRUNet does; a no-op for
+size multiple 1). The framed image is cut into a grid of core tiles whose edges lie on multiples of the size multiple,
+so every window sees the same down-sampling grid as the whole image. Each core is computed from a *window* that adds
+``halo`` pixels of real image context on every side (clamped to the image; every window has the same size, so a shape
+specialised or cached kernel is reused), and only the core of each output is kept. When the halo is at least the
+network's receptive-field radius, each kept output pixel depends on exactly the pixels it depends on in the untiled
+pass, so tiled and untiled outputs agree up to float rounding (tests/test_tiling.py checks PSNR ≥ 50 dB; in practice it
+is far higher). Blending is not needed, and would only average two approximations.
+
+The halo is the receptive-field radius *measured* on the model itself (``receptive_radius``): the support of the
+input gradient of an aligned block of output pixels, on a random input, rounded up to the size multiple. When the
+support exceeds ``RADIUS_CAP`` (deep U-Nets), the halo is instead the smallest radius outside which less than
+``EFFECTIVE_MASS`` of the gradient mass lies (an approximation, logged). A model may declare ``tiling_halo`` (pixels)
+to skip the measurement.
+
+Global branches. A model whose spec says ``has_global_branch`` (SingleHDR's inverse response curve is a function of
+the whole image) cannot be tiled by cutting its input, since each tile would see a different curve. Such a model
+tiles only if it provides the protocol below; otherwise ``plan_tiles`` runs it untiled (and refuses an explicit tile
+size with a ``ZooError``):
+
+- ``tiling_frame(x) -> (framed, (top, left))`` (optional): the padding its forward applies to the whole image
+  (B, 3, H, W) → (B, 3, H', W') with H', W' multiples of ``size_multiple``; the original sits at rows
+  ``top:top+H``, columns ``left:left+W``. Needed when the forward does not pad bottom/right only (SingleHDR pads
+  symmetrically on every side).
+- ``global_context(framed) -> context``: the global branch computed once on the whole framed image.
+- ``forward_with_context(window, context) -> output``: the network on an aligned window of the framed image (H, W
+  multiples of ``size_multiple``; no padding of its own) using ``context`` instead of its own global branch, such that
+  ``forward_with_context(framed, global_context(framed))`` cropped equals ``forward(x)``.
+
+Memory model. Peak memory of a convolutional network grows linearly with the pixels it processes. ``activation_bytes_
+per_pixel`` runs one window of ``PROBE_SIZE``² pixels under a dispatch mode that counts the bytes of every live tensor
+and reports the peak per pixel. ``plan_tiles`` then chooses the window that fits ``budget_bytes`` (default:
+``default_budget()``, ``DEFAULT_BUDGET`` capped at half the available RAM) with ``SAFETY`` headroom for buffers the
+count does not see (oneDNN scratch space, allocator slack), minimising the pixels computed (halo overhead included).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+
+from zoo.errors import ZooError
+
+log = logging.getLogger(__name__)
+
+RADIUS_CAP = 256  # largest receptive-field radius measured exactly (the probe is ~2·cap pixels wide)
+EFFECTIVE_MASS = 1e-5  # beyond the cap: halo = radius holding all but this share of the input-gradient mass
+PROBE_SIZE = 128  # side of the window used to measure activation bytes per pixel
+DEFAULT_BUDGET = 1 << 30  # activation memory for one window (bytes); larger windows are not faster on CPU
+SAFETY = 1.25  # headroom over the counted bytes
+
+
+@dataclass(frozen=True)
+class TilePlan:
+    """Core tile size (multiples of ``align``), halo on every side, and the framed image size it was made for."""
+
+    tile_h: int
+    tile_w: int
+    halo: int
+    align: int
+
+    def windows(self, height: int, width: int) -> list[tuple[slice, slice, slice, slice]]:
+        """For a framed image height×width: (core rows, core cols, window rows, window cols) per tile, row-major.
+        Every window has the same size, min(tile + 2·halo, image size) per axis."""
+        rows = _axis(height, self.tile_h, self.halo)
+        cols = _axis(width, self.tile_w, self.halo)
+        return [(cr, cc, wr, wc) for cr, wr in rows for cc, wc in cols]
+
+
+def _axis(length: int, tile: int, halo: int) -> list[tuple[slice, slice]]:
+    window = min(tile + 2 * halo, length)
+    spans = []
+    for start in range(0, length, tile):
+        stop = min(start + tile, length)
+        w0 = min(max(start - halo, 0), length - window)
+        spans.append((slice(start, stop), slice(w0, w0 + window)))
+    return spans
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The model's side of tiling
+
+
+@dataclass(frozen=True)
+class TilingHooks:
+    """How the tiler calls a model: frame the whole image, compute the global context, run one aligned window."""
+
+    frame: Callable[[torch.Tensor], tuple[torch.Tensor, tuple[int, int]]]
+    context: Callable[[torch.Tensor], Any]
+    window: Callable[[torch.Tensor, Any], torch.Tensor]
+    align: int
+    tileable: bool
+    name: str
+
+
+def _spec_attr(model: nn.Module, attr: str, default: Any) -> Any:
+    spec = getattr(model, "zoo_spec", None)
+    return getattr(spec, attr, default) if spec is not None else getattr(model, attr, default)
+
+
+def replicate_frame(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Replicate-pad bottom and right to a multiple (HDRUNet's own padding); the original stays at (0, 0)."""
+    pad_h, pad_w = -x.shape[-2] % multiple, -x.shape[-1] % multiple
+    if pad_h or pad_w:
+        x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+    return x, (0, 0)
+
+
+def tiling_hooks(model: nn.Module) -> TilingHooks:
+    """The protocol functions of ``model`` (or of the module an ``InferenceModel`` wraps), with the defaults for a
+    purely local model. ``tileable`` is False for a global-branch model without ``global_context`` and
+    ``forward_with_context``."""
+    align = int(_spec_attr(model, "size_multiple", 1))
+    name = str(_spec_attr(model, "name", type(model).__name__))
+    frame = getattr(model, "tiling_frame", None) or (lambda x: replicate_frame(x, align))
+    has_context = callable(getattr(model, "global_context", None)) and callable(getattr(model, "forward_with_context", None))
+    if has_context:
+        return TilingHooks(frame, model.global_context, model.forward_with_context, align, True, name)
+    global_branch = bool(_spec_attr(model, "has_global_branch", False))
+    return TilingHooks(frame, lambda framed: None, lambda window, _: model(window), align, not global_branch, name)
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Receptive field and memory, measured on the model
+
+
+def _gradient_map(hooks: TilingHooks, size: int, block: int) -> tuple[torch.Tensor, int]:
+    """|d(sum of a block×block output block at the centre)/d input|, summed over channels, on a seeded random input
+    of size×size (aligned). Returns the map and the block's first row/column."""
+    generator = torch.Generator().manual_seed(0)
+    with torch.enable_grad(), torch.inference_mode(False):
+        x = torch.rand(1, 3, size, size, generator=generator)
+        context = hooks.context(x)
+        context = context.detach() if isinstance(context, torch.Tensor) else context
+        x.requires_grad_(True)
+        y = hooks.window(x, context)
+        start = (size // 2) // block * block
+        y[..., start : start + block, start : start + block].sum().backward()
+    return x.grad[0].abs().sum(0), start
+
+
+def receptive_radius(model: nn.Module) -> tuple[int, bool]:
+    """(radius in pixels, exact?) of the model's receptive field around an aligned output block, measured by the
+    support of the input gradient; (effective radius, False) when the support exceeds ``RADIUS_CAP``. Cached on the
+    model. Global branches (``global_context``) are held fixed: only the local path is measured."""
+    cached = getattr(model, "_zoo_receptive_radius", None)
+    if cached is not None:
+        return cached
+    hooks = tiling_hooks(_unwrap(model))
+    block = hooks.align
+    result = None
+    for cap in (32, 96, RADIUS_CAP):
+        size = _round_up(2 * cap + block, block) + 2 * block
+        grad, start = _gradient_map(hooks, size, block)
+        rows = torch.nonzero(grad.sum(1)).flatten()
+        cols = torch.nonzero(grad.sum(0)).flatten()
+        if len(rows) == 0:  # a per-pixel model whose output ignores the input (constant): no context needed
+            result = (0, True)
+            break
+        touches = rows[0] == 0 or cols[0] == 0 or rows[-1] == size - 1 or cols[-1] == size - 1
+        if not touches:
+            radius = max(start - int(rows[0]), int(rows[-1]) - (start + block - 1),
+                         start - int(cols[0]), int(cols[-1]) - (start + block - 1), 0)  # fmt: skip
+            result = (radius, True)
+            break
+    if result is None:
+        total = float(grad.sum())
+        radius = cap
+        for r in range(block, cap + 1, block):
+            inside = float(grad[start - r : start + block + r, start - r : start + block + r].sum())
+            if total - inside <= EFFECTIVE_MASS * total:
+                radius = r
+                break
+        log.warning("%s: receptive field exceeds %d px; tiling halo %d px holds all but %.0e of the gradient mass "
+                    "(tiles approximate the untiled result)", hooks.name, RADIUS_CAP, radius, EFFECTIVE_MASS)  # fmt: skip
+        result = (radius, False)
+    object.__setattr__(model, "_zoo_receptive_radius", result)
+    return result
+
+
+def tiling_halo(model: nn.Module) -> int:
+    """Halo in pixels: the model's ``tiling_halo`` if it declares one, else the measured receptive radius; rounded up
+    to the size multiple."""
+    inner = _unwrap(model)
+    align = tiling_hooks(inner).align
+    declared = getattr(inner, "tiling_halo", None)
+    radius = int(declared) if declared is not None else receptive_radius(model)[0]
+    return _round_up(radius, align)
+
+
+class _LiveBytes(TorchDispatchMode):
+    """Counts the bytes of the storages created by aten ops that are alive at once (views and in-place results share
+    their storage and are counted once), and the peak."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live = 0
+        self.peak = 0
+        self.refs: dict[int, int] = {}
+
+    def _release(self, key: int, nbytes: int) -> None:
+        self.refs[key] -= 1
+        if self.refs[key] == 0:
+            del self.refs[key]
+            self.live -= nbytes
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in tree_flatten(out)[0]:
+            if not isinstance(t, torch.Tensor) or t.device.type == "meta":
+                continue
+            storage = t.untyped_storage()
+            key, nbytes = storage.data_ptr(), storage.nbytes()
+            if key not in self.refs:
+                self.refs[key] = 0
+                self.live += nbytes
+                self.peak = max(self.peak, self.live)
+            self.refs[key] += 1
+            weakref.finalize(t, self._release, key, nbytes)
+        return out
+
+
+def peak_activation_bytes(fn: Callable[[], Any]) -> int:
+    """Peak bytes of tensors alive at once while ``fn()`` runs (tensors created inside it only)."""
+    counter = _LiveBytes()
+    with counter:
+        result = fn()
+    del result
+    return counter.peak
+
+
+def activation_bytes_per_pixel(model: nn.Module) -> float:
+    """Peak activation bytes per input pixel of one aligned window (``PROBE_SIZE``²), inference mode. Cached."""
+    cached = getattr(model, "_zoo_bytes_per_pixel", None)
+    if cached is not None:
+        return cached
+    hooks = tiling_hooks(model)
+    size = _round_up(PROBE_SIZE, hooks.align)
+    x = torch.rand(1, 3, size, size, device=_device_of(model))
+    with torch.inference_mode():
+        context = hooks.context(x)
+        peak = peak_activation_bytes(lambda: hooks.window(x, context))
+    per_pixel = peak / (size * size)
+    object.__setattr__(model, "_zoo_bytes_per_pixel", per_pixel)
+    return per_pixel
+
+
+def available_memory() -> int:
+    """Bytes of RAM available to new allocations (``MemAvailable`` from /proc/meminfo, else total physical RAM)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def default_budget() -> int:
+    """``DEFAULT_BUDGET``, capped at half the available RAM (bytes)."""
+    return min(DEFAULT_BUDGET, available_memory() // 2)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Planning and running
+
+
+def _candidates(length: int, align: int) -> list[int]:
+    step = _round_up(max(align, length // 48), align)
+    sizes = set(range(step, length, step))
+    sizes.add(_round_up(length, align))
+    return sorted(sizes)
+
+
+def choose_plan(height: int, width: int, align: int, halo: int, max_window_pixels: float) -> TilePlan | None:
+    """The tiling of a framed height×width image (multiples of ``align``) whose windows hold at most
+    ``max_window_pixels`` and that computes the fewest pixels in all; None when the whole image fits."""
+    if height * width <= max_window_pixels:
+        return None
+    best: tuple[tuple[int, int], TilePlan] | None = None
+    for th in _candidates(height, align):
+        wh = min(th + 2 * halo, height)
+        for tw in _candidates(width, align):
+            ww = min(tw + 2 * halo, width)
+            if wh * ww > max_window_pixels:
+                continue
+            count = math.ceil(height / th) * math.ceil(width / tw)
+            key = (count * wh * ww, count)
+            if best is None or key < best[0]:
+                best = (key, TilePlan(th, tw, halo, align))
+    if best is None:
+        core = _round_up(max(halo, align), align)
+        log.warning("memory budget allows windows of %.0f px only; using %d px tiles with a %d px halo (slow)",
+                    max_window_pixels, core, halo)  # fmt: skip
+        return TilePlan(core, core, halo, align)
+    return best[1]
+
+
+def plan_tiles(model: nn.Module, height: int, width: int, tile: int | None = None,
+               budget_bytes: int | None = None) -> TilePlan | None:  # fmt: skip
+    """How to run ``model`` on a height×width image: None for one untiled pass, else a ``TilePlan``.
+
+    ``tile``: 0 → untiled; N → N×N cores (rounded up to the size multiple); None → automatic: the fewest computed
+    pixels whose windows fit ``budget_bytes`` (default ``default_budget()``). A global-branch model without the
+    tiling protocol runs untiled (an explicit ``tile`` raises ``ZooError``).
+    """
+    hooks = tiling_hooks(_unwrap(model))
+    if tile is not None and tile < 0:
+        raise ZooError(f"tile size must be >= 0 (0 = no tiling), got {tile}")
+    if tile == 0:
+        return None
+    if not hooks.tileable:
+        if tile is not None:
+            raise ZooError(
+                f"model {hooks.name!r} has a global branch and does not provide global_context/forward_with_context, "
+                "so it cannot be tiled; use --tile 0"
+            )
+        return None
+    framed_h, framed_w = _round_up(height, hooks.align), _round_up(width, hooks.align)
+    if tile is not None:
+        core = _round_up(tile, hooks.align)
+        if core >= framed_h and core >= framed_w:
+            return None
+        return TilePlan(min(core, framed_h), min(core, framed_w), tiling_halo(model), hooks.align)
+    budget = default_budget() if budget_bytes is None else budget_bytes
+    max_pixels = budget / (SAFETY * activation_bytes_per_pixel(_unwrap(model)))
+    if framed_h * framed_w <= max_pixels:
+        return None
+    return choose_plan(framed_h, framed_w, hooks.align, tiling_halo(model), max_pixels)
+
+
+def tiled_forward(model: nn.Module, x: torch.Tensor, plan: TilePlan) -> torch.Tensor:
+    """``model(x)`` computed window by window: x (B, 3, H, W) → output (B, C, H, W). The global context (if any) is
+    computed once on the whole framed image."""
+    hooks = tiling_hooks(model)
+    if not hooks.tileable:
+        raise ZooError(f"model {hooks.name!r} has a global branch and no tiling protocol; it cannot be tiled")
+    height, width = x.shape[-2:]
+    framed, (top, left) = hooks.frame(x)
+    context = hooks.context(framed)
+    output: torch.Tensor | None = None
+    for core_rows, core_cols, win_rows, win_cols in plan.windows(*framed.shape[-2:]):
+        y = hooks.window(framed[..., win_rows, win_cols], context)
+        if output is None:
+            output = y.new_empty((*y.shape[:-2], *framed.shape[-2:]))
+        output[..., core_rows, core_cols] = y[..., core_rows.start - win_rows.start : core_rows.stop - win_rows.start,
+                                               core_cols.start - win_cols.start : core_cols.stop - win_cols.start]  # fmt: skip
+        del y
+    assert output is not None
+    return output[..., top : top + height, left : left + width]
+
+
+def run_model(model: nn.Module, x: torch.Tensor, tile: int | None = None, budget_bytes: int | None = None) -> torch.Tensor:
+    """``model(x)``, tiled when ``plan_tiles`` says so. x: (1, 3, H, W) sRGB LDR in [0, 1]; output in the model's
+    native domain, same H×W."""
+    plan = plan_tiles(model, x.shape[-2], x.shape[-1], tile, budget_bytes)
+    if plan is None:
+        return model(x)
+    log.debug("tiling %dx%d with cores %dx%d, halo %d", x.shape[-1], x.shape[-2], plan.tile_w, plan.tile_h, plan.halo)
+    return tiled_forward(model, x, plan)
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The module an ``InferenceModel`` wraps (gradients and probes need the plain module), else ``model``."""
+    return getattr(model, "wrapped", model)
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    param = next(iter(model.parameters()), None)
+    return param.device if param is not None else torch.device("cpu")
