@@ -10,5 +10,6 @@
 from zoo.errors import ZooError
 from zoo.registry import ModelSpec, create_model, get_spec, list_models
 from zoo.weights import load_weights
+from zoo.inference import optimize_for_inference  # noqa: F401  (public API)
 
 __all__ = ["ZooError", "ModelSpec", "create_model", "get_spec", "list_models", "load_weights"]
