@@ -47,13 +47,17 @@ def _git_commit() -> str:
         return "unknown"
 
 
-def _budget() -> str:
-    """steps×batch of conf/train/budget.yaml, read as text (no Hydra needed)."""
+def _budget(overrides: list[str]) -> str:
+    """steps×batch of the runs: conf/train/budget.yaml (read as text, no Hydra needed) unless overridden."""
     values = {}
     for line in (REPO / "conf" / "train" / "budget.yaml").read_text().splitlines():
         key, _, value = line.partition(":")
         if key.strip() in ("steps", "batch_size"):
             values[key.strip()] = value.split("#")[0].strip()
+    for override in overrides:
+        key, _, value = override.partition("=")
+        if key in ("train.steps", "train.batch_size"):
+            values[key.removeprefix("train.")] = value
     return f"{values.get('steps', '?')}×{values.get('batch_size', '?')}"
 
 
@@ -99,7 +103,7 @@ def main() -> int:
     statuses = _statuses(runs)
     machine = f"{platform.node()}, {os.cpu_count()} cores, {platform.machine()}"
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
-    line = (f"| {date} | {_git_commit()} | {machine} | {_budget()} | " + " | ".join(cells)
+    line = (f"| {date} | {_git_commit()} | {machine} | {_budget(overrides)} | " + " | ".join(cells)
             + f" | {report_seconds:.0f} | {(time.perf_counter() - start) / 60:.1f} | "
             f"{sum(s != 'ok' for s in statuses.values())} | {' '.join(overrides) or '—'} |")  # fmt: skip
     append_log(results / "README.md", line)
