@@ -44,6 +44,11 @@ def env_world_size() -> int:
         raise ZooError(f"environment WORLD_SIZE={os.environ['WORLD_SIZE']!r}: expected an integer") from None
 
 
+def env_rank() -> int:
+    """This process's rank as torchrun set it (0 when not launched by torchrun); known before ``setup``."""
+    return int(os.environ.get("RANK", "0")) if env_world_size() > 1 else 0
+
+
 def active() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 

@@ -7,11 +7,15 @@ write never leaves a half-written output. Every reader fails with a one-line ``Z
 from __future__ import annotations
 
 import os
+import struct
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")  # must precede the first cv2 import (ECOSYSTEM.md §3)
+# OpenCV checks this against the header before it allocates (read once, at the first decode); PNG and EXR headers are
+# also checked here first (``_check_header_size``) so those errors say what was wrong.
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(16384 * 16384))
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
@@ -42,11 +46,21 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the mode a plain open() would
         os.replace(tmp, path)
     except BaseException as exc:
+        full = not isinstance(exc, OSError | ZooError) and _disk_full(path.parent)  # before the unlink frees space
         tmp.unlink(missing_ok=True)
         if isinstance(exc, OSError):
             raise ZooError(f"{path}: write failed ({exc.strerror or exc})") from None
+        if full:  # e.g. torch.save reports a short write as a RuntimeError
+            raise ZooError(f"{path}: write failed (no space left on device)") from None
         raise
     return path
+
+
+def _disk_full(folder: Path) -> bool:
+    try:
+        return os.statvfs(folder).f_bavail == 0
+    except OSError:
+        return False
 
 
 def _check_file(path: Path) -> None:
@@ -56,8 +70,40 @@ def _check_file(path: Path) -> None:
         raise ZooError(f"{path}: file is empty (0 bytes)")
 
 
+def _header_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from a PNG IHDR chunk or an OpenEXR dataWindow, read without decoding; None for other
+    formats or a header this cheap parser does not follow (the decoder then checks)."""
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR" and len(head) >= 24:
+        return struct.unpack(">II", head[16:24])
+    if head[:4] == EXR_MAGIC:
+        pos = 8  # magic + version; then attributes: name\0 type\0 int32 size, value; an empty name ends the header
+        while pos < len(head) and head[pos] != 0:
+            name_end = head.find(b"\0", pos)
+            type_end = head.find(b"\0", name_end + 1)
+            if name_end < 0 or type_end < 0 or type_end + 5 > len(head):
+                return None
+            (size,) = struct.unpack("<i", head[type_end + 1 : type_end + 5])
+            value = head[type_end + 5 : type_end + 5 + size]
+            if head[pos:name_end] == b"dataWindow" and len(value) == 16:
+                x0, y0, x1, y1 = struct.unpack("<4i", value)
+                return x1 - x0 + 1, y1 - y0 + 1
+            pos = type_end + 5 + size
+    return None
+
+
+def _check_header_size(path: Path) -> None:
+    """Refuse an image whose header claims more than ``MAX_PIXELS`` before anything is allocated for it."""
+    size = _header_size(path)
+    if size is not None and (size[0] <= 0 or size[1] <= 0 or size[0] * size[1] > MAX_PIXELS):
+        raise ZooError(f"{path}: header says {size[0]}x{size[1]} pixels; expected a positive size of at most "
+                       f"{MAX_PIXELS} pixels")  # fmt: skip
+
+
 def _decode(path: Path, flags: int) -> np.ndarray:
     _check_file(path)
+    _check_header_size(path)
     data = np.fromfile(path, dtype=np.uint8)
     try:
         image = cv2.imdecode(data, flags)
@@ -157,8 +203,12 @@ def write_ntire(png_path: str | Path, image: np.ndarray) -> tuple[Path, Path]:
         with open(tmp, "wb") as f:
             np.save(f, ratio)
 
-    atomic_write(ratio_path, write_ratio)
     atomic_write(png_path, write_png)
+    try:
+        atomic_write(ratio_path, write_ratio)
+    except BaseException:
+        png_path.unlink(missing_ok=True)  # never a new PNG next to an old ratio (it would be scaled wrongly)
+        raise
     return png_path, ratio_path
 
 
@@ -181,7 +231,10 @@ def write_exr(path: str | Path, image: np.ndarray, half: bool = True) -> Path:
     def write(tmp: Path) -> None:
         header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
         with OpenEXR.File(header, {"RGB": pixels}) as f:
-            f.write(str(tmp))
+            try:
+                f.write(str(tmp))
+            except Exception as exc:  # OpenEXR reports a full disk as a RuntimeError naming the temporary file
+                raise ZooError(f"{path}: write failed ({str(exc).replace(str(tmp), path.name)})") from None
 
     return atomic_write(path, write)
 
@@ -194,6 +247,7 @@ def read_exr(path: str | Path) -> np.ndarray:
     with open(path, "rb") as f:
         if f.read(4) != EXR_MAGIC:
             raise ZooError(f"{path}: not an OpenEXR file (bad magic bytes)")
+    _check_header_size(path)
     try:
         with OpenEXR.File(str(path)) as f:
             channels = f.channels()

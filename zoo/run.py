@@ -15,6 +15,7 @@ import dataclasses
 import logging
 import math
 import platform
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -67,13 +68,19 @@ def run(cfg: RunConfig) -> dict[str, Any]:
             "git_commit": results.git_commit()}  # fmt: skip
     tic = time.perf_counter()
     try:
+        if distributed.env_rank() == 0:  # before the process group is up
+            _check_writable(cfg.results_dir, "results_dir")
+            _check_writable(cfg.checkpoint_dir, "checkpoint_dir")
         outcome = _train_and_evaluate(cfg, rid)
     except Exception as exc:  # not Preempted (a SystemExit): a pre-empted run has not failed and writes no row
         message = str(exc) if isinstance(exc, ZooError) else f"{type(exc).__name__}: {exc}"
         row = {**base, "status": "failed", "error": message.splitlines()[0] if message else type(exc).__name__}
         row["wall_seconds"] = time.perf_counter() - tic
         if distributed.is_main():
-            results.write_row(cfg.results_dir, row)
+            try:
+                results.write_row(cfg.results_dir, row)
+            except (ZooError, OSError) as write_error:  # e.g. a read-only results folder: report the first error
+                log.error("could not record the failed run: %s", write_error)
         _release_cuda_memory()
         raise
     if outcome is None:  # ranks other than 0 under torchrun: rank 0 evaluates and writes the row
@@ -84,6 +91,17 @@ def run(cfg: RunConfig) -> dict[str, Any]:
     log.info("wrote %s", path)
     resume_path(cfg, rid).unlink(missing_ok=True)  # the row and model.pt now hold everything
     return row
+
+
+def _check_writable(folder: str, key: str) -> None:
+    """Fail in a second, not after the training: the output folders must accept new files."""
+    path = Path(folder)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise ZooError(f"{key}={folder}: cannot write in this folder ({exc.strerror}); expected a writable folder") from None
 
 
 def resume_path(cfg: RunConfig, rid: str) -> Path:
