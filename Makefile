@@ -25,7 +25,7 @@ test-all: $(STAMP)  ## run every test, slow ones included
 	$(BIN)/python -m pytest -q -m "slow or not slow"
 
 sweep: $(STAMP)  ## smoke sweep of every model (minutes; rows in outputs/smoke/), then its report (skips finished runs)
-	$(BIN)/zoo run sweep=smoke
+	$(BIN)/zoo run sweep=smoke results_dir=outputs/smoke/runs
 	$(BIN)/zoo report --runs outputs/smoke/runs --out outputs/smoke
 
 report: $(STAMP)  ## regenerate results/ tables and plots from results/runs/ (seconds)
