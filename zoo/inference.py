@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -58,6 +59,11 @@ class InferenceModel(nn.Module):
         if all(callable(getattr(model, name, None)) for name in PROTOCOL):
             self.global_context = self._prepared(model.global_context)
             self.forward_with_context = self._prepared(model.forward_with_context)
+        self.eval()
+
+    def train(self, mode: bool = True) -> InferenceModel:
+        """Always eval mode: an inference model has no training behaviour (BatchNorm statistics stay frozen)."""
+        return super().train(False)
 
     def _autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
         dtype = PRECISIONS[self.precision]
@@ -93,7 +99,8 @@ def _trace_frozen(model: nn.Module, multiple: int, device: torch.device, channel
 
     side = 4 * multiple if multiple > 1 else 32
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # TorchScript deprecation and tracer warnings: the result is checked below
             frozen = torch.jit.freeze(torch.jit.trace(model, sample(side, side), check_trace=False))
             for h, w in ((side + multiple, side + 2 * multiple), (2 * side, side + 3 * multiple)):
                 x = sample(h, w)
@@ -117,7 +124,8 @@ def optimize_for_inference(model: nn.Module, *, channels_last: bool = True, prec
     """
     if isinstance(model, InferenceModel):
         return model
-    prepared = copy.deepcopy(model) if copy_model else model
+    spec = getattr(model, "zoo_spec", None)
+    prepared = copy.deepcopy(model, memo={id(spec): spec}) if copy_model else model  # the spec is shared registry data
     prepared.eval().requires_grad_(False)
     if channels_last:
         prepared = prepared.to(memory_format=torch.channels_last)

@@ -217,8 +217,14 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if not files:
         raise ZooError("no input images to process")
     out_dir = Path(args.out)
+    created = not out_dir.exists()
     check_writable(out_dir)
-    model = build_model(args.model, args.weights, args.device, args.precision)
+    try:
+        model = build_model(args.model, args.weights, args.device, args.precision)
+    except BaseException:
+        if created and not any(out_dir.iterdir()):
+            out_dir.rmdir()
+        raise
     budget = None if args.memory_budget is None else int(args.memory_budget * (1 << 20))
     failures = predict_files(model, files, out_dir, args.format, args.tile, budget)
     done = len(files) - len(failures)

@@ -342,7 +342,10 @@ def plan_tiles(model: nn.Module, height: int, width: int, tile: int | None = Non
             return None
         return TilePlan(min(core, framed_h), min(core, framed_w), tiling_halo(model), hooks.align)
     budget = default_budget() if budget_bytes is None else budget_bytes
-    max_pixels = budget / (SAFETY * activation_bytes_per_pixel(_unwrap(model)))
+    per_pixel = activation_bytes_per_pixel(model)
+    if per_pixel == 0:  # creates no tensors (identity): nothing to bound
+        return None
+    max_pixels = budget / (SAFETY * per_pixel)
     if framed_h * framed_w <= max_pixels:
         return None
     return choose_plan(framed_h, framed_w, hooks.align, tiling_halo(model), max_pixels)
