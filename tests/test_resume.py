@@ -248,3 +248,37 @@ def test_twostage_gan_sigkill_then_rerun_equals_uninterrupted_run(tmp_path):
     again = subprocess.run(args, cwd=tmp_path / "b", env=ENV, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert_same_run(finished(tmp_path / "a"), finished(tmp_path / "b"))
+
+
+def _task_pids(marker: str) -> list[int]:
+    """Processes whose command line contains ``marker`` (the submitit task of this test's sweep folder)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and marker in (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode():
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
+@pytest.mark.slow
+def test_submitit_local_requeue_on_sigusr2_resumes_exactly(tmp_path, hdrunet_reference):
+    """The SLURM pre-emption path, run locally: submitit's USR2 reaches the run, which checkpoints the step, then hands
+    the signal to submitit's handler, which requeues the job (locally: exit 144, the controller restarts the task);
+    the restarted task resumes from the checkpoint. Same result as the uninterrupted run (~1 min)."""
+    sweep = tmp_path / "sweep"
+    args = run_args("hdrunet", HDRUNET_STEPS, 2, tmp_path)
+    args = [*args[: len(ZOO)], "-m", "hydra/launcher=submitit_local", f"hydra.sweep.dir={sweep}", *args[len(ZOO) :]]
+    proc = subprocess.Popen(args, cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 300
+    while not list((tmp_path / "ck").glob("*/last.pt")):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0][-3000:]
+        time.sleep(0.02)
+    (task,) = _task_pids(f"submitit.core._submit {sweep}")
+    os.kill(task, signal.SIGUSR2)
+    output, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, output[-3000:]
+    log = "\n".join(p.read_text() for p in sweep.glob(".submitit/*/*_0_log.out"))
+    assert "pre-empted by SIGUSR2 after step" in log and "Requeued job" in log and "resuming run" in log, log[-3000:]
+    assert_same_run(hdrunet_reference, finished(tmp_path))
