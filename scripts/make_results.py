@@ -1,8 +1,8 @@
 """`make results`: regenerate the committed results from scratch or resume them.
 
-Runs the `zoo` sweep and the three ablation sweeps at `train=budget` (finished runs are skipped, interrupted ones resume),
-then `zoo report`, and appends one line to the run log in `<results>/README.md`: date, commit, machine, wall time of each
-sweep and how many runs it trained. Extra arguments are passed to every `zoo run` as Hydra overrides, e.g.
+Runs the `zoo` sweep and the three ablation sweeps at `train=budget` (finished runs are skipped, interrupted ones
+resume), then `zoo report`, and appends one line to the run log in `<results>/README.md`: date, commit, machine, wall
+time of each sweep and how many runs it trained. Extra arguments are passed to every `zoo run` as Hydra overrides, e.g.
 `python scripts/make_results.py --results /tmp/r train.steps=2 data.eval_count=1` for a quick check of the machinery.
 """
 

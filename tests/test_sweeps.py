@@ -63,7 +63,8 @@ def sweep_jobs(name: str) -> list[list[str]]:
     _, hydra_cfg = compose_run(f"sweep={name}")
     params = {k: expand(str(v), k) for k, v in hydra_cfg.sweeper.params.items()}
     params = {k: (v[:1] if k == "seed" else v) for k, v in params.items()}
-    return [[f"sweep={name}", *(f"{k}={v}" for k, v in zip(params, combo))] for combo in itertools.product(*params.values())]
+    combos = itertools.product(*params.values())
+    return [[f"sweep={name}", *(f"{k}={v}" for k, v in zip(params, combo))] for combo in combos]
 
 
 # ----------------------------------------------------------------------------------------------------------------------
