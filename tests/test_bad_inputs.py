@@ -137,8 +137,9 @@ RUN_CASES = {
     "misspelled_config_key": (lambda d: ["train.stepz=3"], 1, "stepz", "Key 'stepz' not in 'TrainConfig'"),
     "weights_of_another_model": (lambda d: [f"model.weights={_weights(d, 'twostage_checkpoint')}"], 2,
                                  "twostage_checkpoint.pt", "weights are for model 'twostage', not 'hdrunet'"),
-    "hdrunet_weights_into_twostage": (lambda d: ["model=twostage", f"model.weights={_weights(d, 'hdrunet_checkpoint')}"],
-                                      2, "hdrunet_checkpoint.pt", "weights are for model 'hdrunet', not 'twostage'"),
+    "hdrunet_weights_into_twostage": (
+        lambda d: ["model=twostage", f"model.weights={_weights(d, 'hdrunet_checkpoint')}"], 2,
+        "hdrunet_checkpoint.pt", "weights are for model 'hdrunet', not 'twostage'"),
     "nan_weights": (lambda d: [f"model.weights={_weights(d, 'nan_weights')}"], 2, "nan_weights.pt",
                     "holds NaN or inf values; expected finite weights"),
     "read_only_results": (lambda d: [f"results_dir={d}/ro"], 2, "results_dir=", "cannot write in this folder"),
@@ -218,7 +219,7 @@ def _reference(folder: Path, case: str) -> str:
         "alignratio_negative": lambda: np.save(ratio, np.float32(-2.0)),
         "alignratio_missing": lambda: ratio.unlink(),
         "alignratio_not_npy": lambda: ratio.write_bytes(b"1.5\n"),
-        "alignratio_pickled_object": lambda: np.save(ratio, np.array([{"ratio": 1.0}], dtype=object), allow_pickle=True),
+        "alignratio_pickled_object": lambda: np.save(ratio, np.array([{"r": 1.0}], dtype=object), allow_pickle=True),
     }
     breakers[case]()
     return ratio.name if case.startswith("alignratio") and case != "alignratio_missing" else gt.name
@@ -302,7 +303,8 @@ def _truncated(writer):
 
 
 READER_CASES = {
-    "exr_truncated": ("x.exr", _truncated(lambda p: io.write_exr(p, hdr_image())), io.read_hdr_image, "cannot read EXR"),
+    "exr_truncated": ("x.exr", _truncated(lambda p: io.write_exr(p, hdr_image())), io.read_hdr_image,
+                      "cannot read EXR"),
     "exr_zero_byte": ("x.exr", lambda p: p.write_bytes(b""), io.read_hdr_image, "file is empty (0 bytes)"),
     "exr_nan": ("x.exr", _exr_with_value(np.nan), io.read_hdr_image, "contains NaN or inf values; expected finite"),
     "exr_inf": ("x.exr", _exr_with_value(np.inf), io.read_hdr_image, "contains NaN or inf values; expected finite"),

@@ -95,8 +95,8 @@ def test_nan_skip_drops_the_steps_and_names_them(sweep):
 
 
 def test_config_error_in_a_sweep_stops_it_before_any_job(tmp_path):
-    args = [sys.executable, "-m", "zoo.cli", "run", "-m", "train.steps=2,two", *TINY[2:], f"results_dir={tmp_path}/runs",
-            f"hydra.sweep.dir={tmp_path}/sweep"]  # fmt: skip
+    args = [sys.executable, "-m", "zoo.cli", "run", "-m", "train.steps=2,two", *TINY[2:],
+            f"results_dir={tmp_path}/runs", f"hydra.sweep.dir={tmp_path}/sweep"]  # fmt: skip
     proc = subprocess.run(args, cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1
     assert "train.steps" in proc.stderr and "two" in proc.stderr
@@ -159,7 +159,8 @@ FIT = dict(total_steps=5, batch_size=1, seed=0, device=torch.device("cpu"), log_
 def test_stop_names_step_and_term_and_keeps_the_previous_checkpoint(tmp_path, one_thread):
     seed_everything(0)
     saved = []
-    with pytest.raises(ZooError, match=r"non-finite loss at step 3/5 \(stage 'main'\), objective 'model': model/l1=nan"):
+    message = r"non-finite loss at step 3/5 \(stage 'main'\), objective 'model': model/l1=nan"
+    with pytest.raises(ZooError, match=message):
         fit(_nets(), RECIPE, CorruptAt(_index_at(2)), **FIT,
             save_checkpoint=lambda p: saved.append(write_resume_state(tmp_path / "last.pt", p)))  # fmt: skip
     assert len(saved) == 2 and read_resume_state(tmp_path / "last.pt", 5)["step"] == 2
@@ -185,12 +186,14 @@ def test_a_checkpoint_with_nan_weights_is_refused_and_the_good_one_stays(tmp_pat
     """Weights corrupted in memory (here: by hand, after a good checkpoint) are never written over that checkpoint."""
     seed_everything(0)
     path = tmp_path / "last.pt"
-    fit(_nets(), RECIPE, CorruptAt(-1), **{**FIT, "total_steps": 2}, save_checkpoint=lambda p: write_resume_state(path, p))
+    fit(_nets(), RECIPE, CorruptAt(-1), **{**FIT, "total_steps": 2},
+        save_checkpoint=lambda p: write_resume_state(path, p))
     good = path.read_bytes()
     payload = read_resume_state(path, 2)
     payload["total_steps"] = 4
     payload["nets"]["model.1.running_var"][0] = math.nan
-    with pytest.raises(ZooError, match=r"refusing to save a checkpoint after step 3: model.1.running_var is not finite"):
+    message = r"refusing to save a checkpoint after step 3: model.1.running_var is not finite"
+    with pytest.raises(ZooError, match=message):
         fit(_nets(), RECIPE, CorruptAt(-1), **{**FIT, "total_steps": 4}, resume=payload, nan_policy="skip",
             save_checkpoint=lambda p: write_resume_state(path, p))  # fmt: skip
     assert path.read_bytes() == good

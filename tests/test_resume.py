@@ -7,6 +7,7 @@ count in every process, so every command sets train.threads explicitly (1: on a 
 per process are ~10x slower than 1).
 """
 
+import dataclasses
 import json
 import os
 import random
@@ -23,11 +24,11 @@ from torch import nn
 
 from zoo.errors import ZooError
 from zoo.registry import Objective, Recipe, Stage
-from zoo.train import (PREEMPTED_EXIT_CODE, fit, read_resume_state, rng_state, seed_everything, stage_bounds,
+from zoo.train import (PREEMPTED_EXIT_CODE, Preempted, fit, read_resume_state, rng_state, seed_everything, stage_bounds,
                        write_resume_state)
 
 # ----------------------------------------------------------------------------------------------------------------------
-# In-process: every interruption point of a recipe with two stages, two optimisers, an aux module, milestones and RNG use
+# In-process: every interruption point of a recipe with two stages, two optimisers, an aux module, milestones, RNG use
 
 
 class Generator(nn.Module):
@@ -103,8 +104,10 @@ def test_resume_from_every_step_is_bit_exact(tmp_path):
     seed_everything(0)
     nets = toy_nets(0)
     saved = []
-    state = fit(nets, recipe, data, **FIT, checkpoint_every=1,
-                save_checkpoint=lambda p: saved.append(write_resume_state(tmp_path / f"{p['step']}.pt", p)))  # fmt: skip
+    def save(payload):
+        saved.append(write_resume_state(tmp_path / f"{payload['step']}.pt", payload))
+
+    state = fit(nets, recipe, data, **FIT, checkpoint_every=1, save_checkpoint=save)
     assert [p.name for p in saved] == [f"{k}.pt" for k in range(1, STEPS + 1)]
     reference = {k: v.clone() for k, v in nets.state_dict().items()}
     lrs = [h["lr"] for h in state.history]
@@ -137,6 +140,51 @@ def test_resume_state_is_checked(tmp_path):
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ZooError, match="bad.pt: unreadable resume checkpoint"):
         read_resume_state(tmp_path / "bad.pt", STEPS)
+
+
+def _signal_at_step(step: int, sig: int, recipe: Recipe) -> Recipe:
+    """The recipe, but its first stage's first objective sends ``sig`` to this process while it computes step ``step``
+    (1-based, inside the first stage)."""
+    calls = {"n": 0}
+    first = recipe.stages[0].objectives[0]
+
+    def loss(nets, batch, cache):
+        calls["n"] += 1
+        if calls["n"] == step:
+            os.kill(os.getpid(), sig)
+        return first.loss(nets, batch, cache)
+
+    stage = dataclasses.replace(recipe.stages[0], objectives=(dataclasses.replace(first, loss=loss),))
+    return dataclasses.replace(recipe, stages=(stage, *recipe.stages[1:]))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2])
+def test_signal_checkpoints_the_step_it_arrives_in_and_stops(sig):
+    before = signal.getsignal(sig)
+    seed_everything(0)
+    saved = []
+    with pytest.raises(Preempted) as info:
+        fit(toy_nets(0), _signal_at_step(2, sig, toy_recipe()), toy_data(), **FIT, checkpoint_every=5,
+            save_checkpoint=saved.append)  # fmt: skip
+    assert info.value.code == PREEMPTED_EXIT_CODE
+    assert f"pre-empted by {signal.Signals(sig).name} after step 2; checkpoint written" in str(info.value)
+    assert [p["step"] for p in saved] == [2]
+    assert signal.getsignal(sig) is before  # the loop's handlers are gone
+
+
+def test_signal_is_handed_on_to_the_handler_installed_before():
+    """As submitit's: it runs after the checkpoint (and would requeue the job and exit)."""
+    seen = []
+    previous = signal.signal(signal.SIGUSR2, lambda signum, frame: seen.append(signum))
+    try:
+        seed_everything(0)
+        saved = []
+        with pytest.raises(Preempted):
+            fit(toy_nets(0), _signal_at_step(1, signal.SIGUSR2, toy_recipe()), toy_data(), **FIT,
+                save_checkpoint=saved.append)  # fmt: skip
+        assert seen == [signal.SIGUSR2] and [p["step"] for p in saved] == [1]
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -101,7 +101,8 @@ def _check_writable(folder: str, key: str) -> None:
         with tempfile.TemporaryFile(dir=path):
             pass
     except OSError as exc:
-        raise ZooError(f"{key}={folder}: cannot write in this folder ({exc.strerror}); expected a writable folder") from None
+        message = f"{key}={folder}: cannot write in this folder ({exc.strerror}); expected a writable folder"
+        raise ZooError(message) from None
 
 
 def resume_path(cfg: RunConfig, rid: str) -> Path:

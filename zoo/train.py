@@ -196,7 +196,8 @@ def checkpoint_payload(nets: nn.ModuleDict, state: FitState, stage_index: int, s
         "train_seconds": state.train_seconds,
         "skipped_steps": state.skipped_steps,
         "nets": nets.state_dict(),
-        "optim": {"stage_index": stage_index, "stage": stage.name, "optimizers": [o.state_dict() for o in optim.optimizers],
+        "optim": {"stage_index": stage_index, "stage": stage.name,
+                  "optimizers": [o.state_dict() for o in optim.optimizers],
                   "schedulers": [s.state_dict() for s in optim.schedulers]},  # fmt: skip
         "rng": distributed.gather_objects(rng_state()),
     }
@@ -421,7 +422,8 @@ def fit(
                     opt.zero_grad(set_to_none=True)
                 if problem is not None:
                     if nan_policy == "stop":
-                        raise ZooError(problem + "; the last checkpoint is kept (train.nan_policy=skip drops such steps)")
+                        raise ZooError(f"{problem}; the last checkpoint is kept (train.nan_policy=skip drops such "
+                                       f"steps)")  # fmt: skip
                     _restore_buffers(buffers)  # e.g. BatchNorm statistics the bad forward pass already updated
                     log.warning("skipping %s", problem)
                     state.skipped_steps.append(state.step + 1)
@@ -445,7 +447,8 @@ def fit(
                     if on_log is not None and distributed.is_main():
                         on_log(entry)
                     if bar is not None:
-                        bar.set_postfix_str(f"{stage.name} " + " ".join(f"{k.split('/')[-1]}={v:.4f}" for k, v in logs.items() if k.endswith("/loss")))
+                        losses = " ".join(f"{k.split('/')[-1]}={v:.4f}" for k, v in logs.items() if k.endswith("/loss"))
+                        bar.set_postfix_str(f"{stage.name} {losses}")
                 preempted = guard.requested()
                 periodic = bool(checkpoint_every) and state.step % checkpoint_every == 0
                 if save_checkpoint is not None and (periodic or preempted or state.step == total_steps):
