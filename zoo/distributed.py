@@ -18,6 +18,11 @@ whole module; averaging per objective has neither restriction. The cost is that 
 the backward pass, which matters little at the zoo's model sizes.
 
 Only rank 0 writes files (checkpoints, weights, result rows); every rank takes part in the collectives.
+
+What differs from one process: BatchNorm layers normalise with their rank's share of the batch (no SyncBatchNorm, as
+with DDP), and ranks other than 0 draw their own random numbers (dropout, GAN label noise). A recipe without either
+(HDRUNet) follows the single-process run up to float rounding (tests/test_ddp.py); the two-stage GAN, whose
+discriminator has BatchNorm and random labels, does not, as it would not under DDP.
 """
 
 from __future__ import annotations

@@ -392,6 +392,9 @@ def fit(
         raise ValueError("a recipe with stages needs a training dataset")
     distributed.check_batch_size(batch_size)
     distributed.broadcast_module(nets)
+    if resume is None and distributed.rank() > 0:
+        # Independent randomness per rank (dropout, label noise) from here on; rank 0 keeps the single-process stream.
+        seed_everything(int(np.random.SeedSequence([seed, distributed.rank()]).generate_state(1)[0]))
     bounds = stage_bounds(recipe.stages, total_steps)
     bar = None
     if progress and distributed.is_main():
