@@ -60,7 +60,8 @@ def read_row(path: str | Path) -> dict[str, Any]:
 
 def load_rows(results_dir: str | Path) -> list[dict[str, Any]]:
     """All rows in ``results_dir``, sorted by (model, tag, seed, run id) so reports are deterministic."""
-    rows = [read_row(p) for p in sorted(Path(results_dir).glob("*.json"))]
+    # skip hidden names: atomic_write's temporary files of rows still being written
+    rows = [read_row(p) for p in sorted(Path(results_dir).glob("*.json")) if not p.name.startswith(".")]
     return sorted(rows, key=lambda r: (r.get("model", ""), r.get("tag", ""), r.get("seed", 0), r["run_id"]))
 
 
