@@ -105,7 +105,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from zoo.report import write_report
 
-    write_report(Path(args.runs), Path(args.out), plots=not args.no_plots)
+    print(write_report(Path(args.runs), Path(args.out), plots=not args.no_plots))  # `make sweep` ends with the tables
     return 0
 
 

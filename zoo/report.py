@@ -493,7 +493,7 @@ def render_failed_csv(failed: list[dict[str, Any]]) -> str:
 
 def write_report(runs_dir: Path, out_dir: Path, plots: bool = True) -> str:
     """Regenerate ``out_dir``/{summary.csv, failed.csv, tables.md, tables.tex} (and ``out_dir``/plots/ when ``plots``)
-    from the rows in ``runs_dir``; prints and returns the Markdown tables. Reads ``out_dir``/bench/speed.csv when the
+    from the rows in ``runs_dir``; returns the Markdown tables for the console. Reads ``out_dir``/bench/speed.csv when the
     speed benchmark wrote it."""
     from zoo.io import atomic_write
 
@@ -518,5 +518,4 @@ def write_report(runs_dir: Path, out_dir: Path, plots: bool = True) -> str:
     log.info("report: %d runs (%d failed) → %d tables in %s", len(rows), len(failed), len(tables), out_dir)
     console = markdown.split("\n## Protocols", 1)[0]
     console = re.sub(r"\n(!\[[^\n]*\n\n)+", "\n", console).rstrip() + "\n"  # figure links are for the Markdown file
-    print(console)  # the CLI's output: `zoo report` / `make sweep` end with the tables
     return console
