@@ -6,8 +6,10 @@ Three sets of rows:
   unwritable and full output folders.
 - ``zoo score`` through the CLI entry point ``zoo.cli.main`` in this process (one row also as a subprocess, for the
   process exit status): NTIRE PNGs and alignratio files.
-- the readers and writers of ``zoo.io`` for the formats no command reads yet (EXR, Radiance HDR, 8-bit LDR).
-  ``zoo predict`` (zoo/predict.py) did not exist when this was written; once it does, its LDR/EXR rows belong here.
+- ``zoo predict`` through ``zoo.cli.main`` in this process: bad photos (it reports each, skips it, exits 1), weights
+  of another model (exit 2).
+- the readers and writers of ``zoo.io`` for the formats no command reads (EXR, Radiance HDR): the folder data source
+  reads them (its own tests cover that path).
 
 Disk full is simulated two ways: a file-size limit (RLIMIT_FSIZE, any user; Python ignores SIGXFSZ, so writes fail
 with EFBIG) and, where the test runs as root and may mount, a 256 KiB tmpfs (a real ENOSPC). A read-only folder is
@@ -267,7 +269,47 @@ def test_zoo_score_huge_header_as_a_process(tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# zoo.io readers and writers of the formats no command reads yet
+# zoo predict: one bad photo (reported on one line, skipped, exit 1, nothing written for it)
+
+PREDICT_CASES = {
+    "truncated_png": ("p.png", lambda p: (io.write_png8(p, hdr_image() / 4), p.write_bytes(p.read_bytes()[:80])),
+                      "cannot decode image (corrupt, truncated or unsupported format)"),
+    "zero_byte_png": ("p.png", lambda p: p.write_bytes(b""), "file is empty (0 bytes)"),
+    "png_16bit": ("p.png", lambda p: cv2.imwrite(str(p), np.zeros((8, 8, 3), np.uint16)),
+                  "expected an 8-bit image, got uint16"),
+    "png_greyscale": ("p.png", lambda p: cv2.imwrite(str(p), np.zeros((8, 8), np.uint8)),
+                      "expected an RGB image, got 1 channel"),
+    "png_rgba": ("p.png", lambda p: cv2.imwrite(str(p), np.zeros((8, 8, 4), np.uint8)), "got 4 channels"),
+    "png_huge_header": ("p.png", lambda p: p.write_bytes(png_claiming(100_000, 100_000, 8)),
+                        "header says 100000x100000 pixels"),
+    "jpeg_that_is_text": ("p.jpg", lambda p: p.write_text("not a photo"), "cannot decode image"),
+}
+
+
+@pytest.mark.parametrize("case", list(PREDICT_CASES))
+def test_zoo_predict_bad_photo(case, tmp_path, capsys):
+    name, make, says = PREDICT_CASES[case]
+    make(tmp_path / name)
+    code = zoo_main(["predict", str(tmp_path / name), "-o", str(tmp_path / "out"), "--model", "identity"])
+    err = capsys.readouterr().err
+    assert code == 1
+    line = one_error_line(err)
+    assert name in line and says in line, line
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_zoo_predict_weights_of_another_model(tmp_path, capsys):
+    io.write_png8(tmp_path / "p.png", hdr_image() / 4)
+    weights = _weights(tmp_path, "hdrunet_checkpoint")
+    code = zoo_main(["predict", str(tmp_path / "p.png"), "-o", str(tmp_path / "out"), "--model", "twostage",
+                     "--weights", str(weights)])  # fmt: skip
+    line = one_error_line(capsys.readouterr().err)
+    assert code == 2 and "hdrunet_checkpoint.pt" in line and "weights are for model 'hdrunet', not 'twostage'" in line
+    assert not (tmp_path / "out").exists()  # the folder it created is removed again
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# zoo.io readers and writers of the formats no command reads
 
 
 def _exr(path: Path, channels: dict) -> None:
@@ -323,6 +365,8 @@ READER_CASES = {
     "ldr_rgba": ("x.png", lambda p: cv2.imwrite(str(p), np.zeros((4, 4, 4), np.uint8)), io.read_ldr, "got 4 channels"),
     "ldr_huge_header": ("x.png", lambda p: p.write_bytes(png_claiming(100_000, 100_000, 8)), io.read_ldr,
                         "header says 100000x100000 pixels"),
+    "ldr_header_one_row_over_the_limit": ("x.png", lambda p: p.write_bytes(png_claiming(16_384, 16_385, 8)),
+                                          io.read_ldr, "header says 16384x16385 pixels"),  # OpenCV alone: 1 Gpx
     "ldr_zero_width_header": ("x.png", lambda p: p.write_bytes(png_claiming(0, 10, 8)), io.read_ldr,
                               "header says 0x10 pixels; expected a positive size"),
 }
