@@ -134,6 +134,16 @@ def read_ldr(path: str | Path) -> np.ndarray:
     return _to_rgb(image, path).astype(np.float32) / 255.0
 
 
+def _image_to_write(path: Path, image: np.ndarray) -> np.ndarray:
+    """float32 H×W×3 with finite values, or a ``ZooError`` naming the output file."""
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ZooError(f"{path}: expected an HxWx3 image to write, got shape {image.shape}")
+    if not np.isfinite(image).all():
+        raise ZooError(f"{path}: refusing to write an image with NaN or inf values")
+    return image
+
+
 def check_hdr(image: np.ndarray, path: str | Path) -> np.ndarray:
     """Refuse NaN, inf and negative values: every downstream step assumes finite non-negative radiance."""
     if not np.isfinite(image).all():
@@ -180,12 +190,7 @@ def write_ntire(png_path: str | Path, image: np.ndarray) -> tuple[Path, Path]:
     """Write the NTIRE pair. Negatives are clamped to 0 first (the official writer wraps them around in the uint16
     cast); an all-zero or non-finite image is refused (the official writer divides by zero)."""
     png_path = Path(png_path)
-    image = np.asarray(image, dtype=np.float32)
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ZooError(f"{png_path}: expected an HxWx3 image to write, got shape {image.shape}")
-    if not np.isfinite(image).all():
-        raise ZooError(f"{png_path}: refusing to write an image with NaN or inf values")
-    image = np.maximum(image, 0.0)
+    image = np.maximum(_image_to_write(png_path, image), 0.0)
     peak = float(image.max())
     if peak <= 0:
         raise ZooError(f"{png_path}: refusing to write an all-zero image (the alignratio would divide by zero)")
@@ -221,11 +226,7 @@ def write_exr(path: str | Path, image: np.ndarray, half: bool = True) -> Path:
     import OpenEXR
 
     path = Path(path)
-    image = np.asarray(image, dtype=np.float32)
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ZooError(f"{path}: expected an HxWx3 image to write, got shape {image.shape}")
-    if not np.isfinite(image).all():
-        raise ZooError(f"{path}: refusing to write an image with NaN or inf values")
+    image = _image_to_write(path, image)
     pixels = np.ascontiguousarray(image.astype(np.float16) if half else image)
 
     def write(tmp: Path) -> None:
@@ -270,11 +271,7 @@ def read_exr(path: str | Path) -> np.ndarray:
 def write_hdr(path: str | Path, image: np.ndarray) -> Path:
     """Write Radiance RGBE (about 0.6 % relative precision)."""
     path = Path(path)
-    image = np.asarray(image, dtype=np.float32)
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ZooError(f"{path}: expected an HxWx3 image to write, got shape {image.shape}")
-    if not np.isfinite(image).all():
-        raise ZooError(f"{path}: refusing to write an image with NaN or inf values")
+    image = _image_to_write(path, image)
     bgr = np.ascontiguousarray(np.maximum(image, 0)[..., ::-1])
 
     def write(tmp: Path) -> None:
