@@ -15,6 +15,11 @@ benchmarks/speed.py (``variants`` table, results/bench/speed_variants.csv):
   autocast: faster where the hardware has the units, at a measured error (about 1e-3 max abs on HDRUNet); off by
   default because the float32 contract is ≤ 1e-4.
 
+- glibc malloc (``reuse_freed_memory``): every feature map of a large image is a fresh ``mmap``, so each op pays page
+  faults and kernel zeroing of its output (35–40 % of the CPU time of HDRUNet on a 1060×392 window). Keeping freed
+  memory in the heap for reuse removed them: 1900×1060 tiled HDRUNet 27.5 s → 17.3 s, for about 15 % more peak RSS.
+  ``zoo predict`` turns it on; it is process-wide, so the library never does it implicitly.
+
 The wrapper keeps the model's ``zoo_spec`` and its tiling protocol (``zoo.tiling``), so tiled inference works on it.
 """
 
@@ -22,6 +27,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import ctypes
+import ctypes.util
 import logging
 import warnings
 from collections.abc import Callable
@@ -33,6 +40,9 @@ from torch import nn
 from zoo.errors import ZooError
 
 log = logging.getLogger(__name__)
+
+M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # glibc mallopt parameters (malloc.h)
+KEEP_FREE_BYTES = 1 << 30  # free memory at the top of the heap kept for reuse instead of being returned to the OS
 
 PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
 PROTOCOL = ("global_context", "forward_with_context")
@@ -136,3 +146,19 @@ def optimize_for_inference(model: nn.Module, *, channels_last: bool = True, prec
         traced = _trace_frozen(prepared, int(getattr(getattr(prepared, "zoo_spec", None), "size_multiple", 1)), device,
                                channels_last)  # fmt: skip
     return InferenceModel(prepared, channels_last=channels_last, precision=precision, traced=traced)
+
+
+def reuse_freed_memory() -> bool:
+    """Make glibc's malloc serve large blocks from its heap and keep freed memory for reuse (``M_MMAP_MAX=0``,
+    ``M_TRIM_THRESHOLD`` 1 GiB), instead of one ``mmap``/``munmap`` pair per feature map. Process-wide; it removes the
+    page-fault and page-zeroing cost of every large tensor (about 1.6× faster inference on large images here) at the
+    cost of a higher peak RSS (freed blocks are never returned, so fragmentation stays resident; ``zoo.tiling.SAFETY``
+    accounts for it). Returns False (and changes nothing) where the C library is not glibc."""
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError, TypeError):
+        return False
+    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, KEEP_FREE_BYTES))

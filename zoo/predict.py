@@ -44,13 +44,14 @@ HALF_MAX = 65504.0  # largest finite float16
 PREVIEW_SUFFIX = "_preview.png"
 
 
-def predict_image(model: nn.Module, ldr: np.ndarray, tile: int | None = None,
-                  budget_bytes: int | None = None) -> np.ndarray:  # fmt: skip
+def predict_image(model: nn.Module, ldr: np.ndarray, tile: int | None = None, budget_bytes: int | None = None,
+                  halo: int | None = None) -> np.ndarray:  # fmt: skip
     """One photo through ``model``: ldr H×W×3 float32 sRGB in [0, 1], any H, W → H×W×3 float32 in the model's native
     domain (``zoo.get_spec(name).output_domain``), unclamped.
 
     ``tile``: None → automatic (tiled only when the image does not fit ``budget_bytes``, see ``zoo.tiling``); 0 → one
-    untiled pass; N → N×N tiles with a halo that covers the receptive field.
+    untiled pass; N → N×N tiles. ``halo``: None → the model's receptive field (tiles match the untiled result);
+    smaller → faster, approximate at tile seams.
     """
     ldr = np.asarray(ldr)
     if ldr.ndim != 3 or ldr.shape[2] != 3:
@@ -59,7 +60,7 @@ def predict_image(model: nn.Module, ldr: np.ndarray, tile: int | None = None,
     device = param.device if param is not None else torch.device("cpu")
     x = torch.from_numpy(np.ascontiguousarray(ldr, dtype=np.float32)).permute(2, 0, 1)[None].to(device)
     with torch.inference_mode():
-        y = run_model(model, x, tile=tile, budget_bytes=budget_bytes)
+        y = run_model(model, x, tile=tile, budget_bytes=budget_bytes, halo=halo)
     return y[0].permute(1, 2, 0).float().cpu().numpy()
 
 
@@ -162,7 +163,7 @@ def warn_out_of_domain(path: Path, ldr: np.ndarray) -> None:
 def build_model(name: str, weights: str | None, device: str, precision: str) -> nn.Module:
     """The registered model with its weights (random, with a loud warning, when ``weights`` is None), prepared for
     inference (``zoo.optimize_for_inference``)."""
-    from zoo.inference import optimize_for_inference
+    from zoo.inference import optimize_for_inference, reuse_freed_memory
     from zoo.registry import create_model
     from zoo.weights import load_weights
 
@@ -175,11 +176,13 @@ def build_model(name: str, weights: str | None, device: str, precision: str) -> 
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ZooError(f"--device {device}: CUDA is not available on this machine")
     model = model.to(device)
+    if device == "cpu" and not reuse_freed_memory():
+        log.debug("not glibc: large tensors keep their mmap/munmap cost")
     return optimize_for_inference(model, precision=precision, copy_model=False)
 
 
 def predict_files(model: nn.Module, files: list[Path], out_dir: Path, fmt: str = "exr", tile: int | None = None,
-                  budget_bytes: int | None = None, progress: bool = True) -> list[str]:  # fmt: skip
+                  budget_bytes: int | None = None, halo: int | None = None, progress: bool = True) -> list[str]:  # fmt: skip
     """Predict every file into ``out_dir``; returns one message per failed file (the others are written)."""
     from tqdm import tqdm
 
@@ -198,7 +201,7 @@ def predict_files(model: nn.Module, files: list[Path], out_dir: Path, fmt: str =
                     raise ZooError(f"{path}: output {target.name} is already written for {claimed[target]}")
             ldr = io.read_ldr(path)
             warn_out_of_domain(path, ldr)
-            native = predict_image(model, ldr, tile=tile, budget_bytes=budget_bytes)
+            native = predict_image(model, ldr, tile=tile, budget_bytes=budget_bytes, halo=halo)
             del ldr
             write_outputs(native, domain, out_dir, output_base(path, fmt), fmt)
             claimed.update({target: path for target in targets})
@@ -226,7 +229,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             out_dir.rmdir()
         raise
     budget = None if args.memory_budget is None else int(args.memory_budget * (1 << 20))
-    failures = predict_files(model, files, out_dir, args.format, args.tile, budget)
+    failures = predict_files(model, files, out_dir, args.format, args.tile, budget, args.halo)
     done = len(files) - len(failures)
     print(f"wrote {done} of {len(files)} image(s) to {out_dir}" + (f"; {len(failures)} failed" if failures else ""),
           file=sys.stderr)  # fmt: skip
@@ -245,6 +248,9 @@ def add_predict_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
                         help="exr (float16 linear, default), hdr (Radiance linear) or ntire (uint16 PNG + alignratio)")
     parser.add_argument("--tile", type=int, metavar="N",
                         help="tile size in pixels (0: never tile); default: chosen from the memory budget")
+    parser.add_argument("--halo", type=int, metavar="N",
+                        help="context around each tile in pixels (default: the model's receptive field, so tiles match "
+                             "an untiled run exactly; smaller is faster but approximate at tile seams)")
     parser.add_argument("--memory-budget", type=float, metavar="MIB",
                         help="activation memory for one tile in MiB (default: 1024, at most half the free RAM)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")

@@ -1,0 +1,522 @@
+"""Inference and training speed of every registered model: latency, peak memory, achieved GFLOP/s vs this machine's GEMM.
+
+    python benchmarks/speed.py [--quick] [--threads 2] [--compile] [--max-seconds 300]
+
+Writes to results/bench/ (``--quick``: ``*_quick.csv``, small sizes only) and prints the tables:
+
+- ``speed.csv``: per model (learned models of ``zoo.list_models``), size (256×384, 1900×1060, 3840×2160) and mode:
+  ``reference`` = the plain model as the official scripts run it (NCHW, ``torch.no_grad``, untiled: the official
+  code path, measured side by side), ``optimized`` = ``zoo.optimize_for_inference`` untiled, ``tiled`` =
+  optimized + ``zoo.tiling`` with the default memory budget (the ``zoo predict`` default). Every configuration runs in
+  a fresh subprocess, so its peak RSS (interpreter, torch, weights, image buffers and activations) is
+  honest (``VmHWM`` of the worker). Seconds are one cold forward at the large sizes, the best of 3 at 256×384; the tiler's one-off probes
+  (receptive field, bytes per pixel) are timed separately (``probe_s``). Configurations predicted to exceed 80 % of the
+  available RAM, or ``--max-seconds``, are skipped and say so. GFLOP/s = conv/matmul FLOPs actually computed (counted
+  with ``torch.utils.flop_counter.FlopCounterMode`` at two small sizes, scaled by pixels, halo overhead included) /
+  seconds; ``pct_gemm`` compares it with a large float32 matmul timed in the same run.
+- ``speed_variants.csv``: which inference paths help on this CPU, per model at 256×384: eager NCHW, inference mode,
+  channels-last (the default of ``optimize_for_inference``), + ``torch.jit.freeze``, ``torch.jit.optimize_for_inference``
+  (MKLDNN), bf16 autocast, and with ``--compile`` ``torch.compile`` (compile time reported); best of 2 after a warm-up,
+  with the max abs difference to eager float32.
+- ``speed_train.csv``: seconds per training step of every recipe stage (all its objectives: forward, loss, backward,
+  Adam), synthetic batches of 4 × 128² (``--quick``: 2 × 64²).
+- ``speed_goals.csv``: the issue-7 goals against the measured rows.
+
+Other processes share the CPU: every row records the 1-minute load average before and after it, and the CPU seconds
+the process used (``cpu_s``), so a slow row on a busy machine can be told apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io as text_io
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+OUT_DIR = Path(__file__).resolve().parents[1] / "results" / "bench"
+SIZES = ((256, 384), (1060, 1900), (2160, 3840))  # (height, width)
+QUICK_SIZES = ((256, 384),)
+MODES = ("reference", "optimized", "tiled")
+MEMORY_SHARE = 0.8  # skip configurations predicted to need more than this share of the available RAM
+GOALS = {  # issue 7: model -> (seconds at 1900×1060 on 2 threads, peak RSS GB at 1900×1060)
+    "hdrunet": (30.0, 1.5),
+    "twostage": (34.0, 2.0),
+}
+UHD_RSS_GOAL_GB = 3.0
+THROUGHPUT_GOAL = 0.70
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Machine
+
+
+def load1() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def rss_bytes(field: str = "VmRSS") -> int:
+    """Resident memory of this process now (``VmRSS``) or its peak (``VmHWM``), bytes. ``VmHWM`` rather than
+    ``ru_maxrss``: after fork + exec, Linux reports the parent's RSS at fork time in ``ru_maxrss`` when that is
+    larger, which would charge the benchmark driver's memory to every worker."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def gemm_gflops(n: int = 4096, repeats: int = 3) -> float:
+    """Best float32 GEMM throughput of an n×n×n matmul, GFLOP/s (2n³ FLOPs)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = math.inf
+    for _ in range(repeats):
+        tic = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - tic)
+    return 2 * n**3 / best / 1e9
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# One configuration, in a fresh process
+
+
+def worker(config: dict[str, Any]) -> dict[str, Any]:
+    """Run one (model, size, mode) configuration in this (fresh) process and return its measurements."""
+    import zoo
+    from zoo import tiling
+
+    torch.set_num_threads(config["threads"])
+    torch.manual_seed(0)
+    height, width, mode = config["height"], config["width"], config["mode"]
+    model = zoo.create_model(config["model"]).eval()
+    if mode != "reference":  # what `zoo predict` does; the reference path keeps glibc's defaults, as the official code
+        zoo.inference.reuse_freed_memory()
+        model = zoo.optimize_for_inference(model, copy_model=False)
+    plan = None
+    tic = time.perf_counter()
+    if mode == "tiled":
+        plan = tiling.plan_tiles(model, height, width)
+    probe_s = time.perf_counter() - tic
+    base_rss = rss_bytes()
+    x = torch.rand(1, 3, height, width)
+    repeats = 3 if height * width <= 256 * 384 else 1
+    best, cpu = math.inf, math.inf
+    load_before = load1()
+    for _ in range(repeats):
+        tic, cpu_tic = time.perf_counter(), time.process_time()
+        if mode == "reference":
+            with torch.no_grad():
+                y = model(x)
+        elif plan is None:
+            y = model(x)
+        else:
+            y = tiling.tiled_forward(model, x, plan)
+        best = min(best, time.perf_counter() - tic)
+        cpu = min(cpu, time.process_time() - cpu_tic)
+        assert y.shape[-2:] == x.shape[-2:] and bool(torch.isfinite(y).all())
+        del y
+    result = {"seconds": best, "cpu_s": cpu, "probe_s": probe_s, "base_rss": base_rss,
+              "peak_rss": rss_bytes("VmHWM"),
+              "load_before": load_before, "load_after": load1(), "tiles": "", "windows": 1, "window_px": 0,
+              "computed_px": 0}  # fmt: skip
+    if plan is not None:
+        framed = (-(-height // plan.align) * plan.align, -(-width // plan.align) * plan.align)
+        result.update(tiles=f"{plan.tile_w}x{plan.tile_h} cores, halo {plan.halo}", windows=len(plan.windows(*framed)),
+                      computed_px=plan.computed_pixels(*framed), window_px=plan.largest_window(*framed))  # fmt: skip
+    return result
+
+
+def run_in_subprocess(config: dict[str, Any], timeout: float) -> dict[str, Any]:
+    env = {**os.environ, "OMP_NUM_THREADS": str(config["threads"]), "OPENCV_IO_ENABLE_OPENEXR": "1"}
+    command = [sys.executable, __file__, "--worker", json.dumps(config)]
+    try:
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return {"status": "timeout", "note": f"killed after {timeout:.0f} s"}
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        killed = proc.returncode < 0 and -proc.returncode == 9
+        return {"status": "failed", "note": ("killed (out of memory?)" if killed else tail)[:200]}
+    return {"status": "ok", **json.loads(proc.stdout.strip().splitlines()[-1])}
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Per-model measurements in this process: FLOPs and activation bytes (square-law fits), variants, training steps
+
+
+def square_law(measure, sizes: tuple[int, int] = (128, 256)) -> tuple[float, float]:
+    """Fit value(s) = a·(s + 2b)² from two square sizes (a per pixel, b the model's own padding border), so a model
+    that pads (SingleHDR adds 32 px per side) is not over-counted. Returns (a, b)."""
+    s1, s2 = sizes
+    r1, r2 = math.sqrt(measure(s1)), math.sqrt(measure(s2))
+    slope = (r2 - r1) / (s2 - s1)
+    return slope**2, max((r1 / slope - s1) / 2, 0.0) if slope > 0 else 0.0
+
+
+def at_size(law: tuple[float, float], height: int, width: int) -> float:
+    a, b = law
+    return a * (height + 2 * b) * (width + 2 * b)
+
+
+def model_profile(name: str, sizes: tuple[int, int]) -> dict[str, Any]:
+    """FLOPs and activation-byte laws of the untiled model, and its tiling facts."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    import zoo
+    from zoo import tiling
+
+    model = zoo.optimize_for_inference(zoo.create_model(name).eval())
+
+    def flops(side: int) -> float:
+        with FlopCounterMode(display=False) as counter:
+            model(torch.rand(1, 3, side, side))
+        return counter.get_total_flops()
+
+    def activation_bytes(side: int) -> float:
+        x = torch.rand(1, 3, side, side)
+        with torch.inference_mode():
+            return tiling.peak_activation_bytes(lambda: model(x))
+
+    hooks = tiling.tiling_hooks(model)
+    profile = {"flops": square_law(flops, sizes), "bytes": square_law(activation_bytes, sizes), "tileable": hooks.tileable,
+               "params": sum(p.numel() for p in model.parameters()), "align": hooks.align}  # fmt: skip
+    if hooks.tileable:
+        profile["halo"] = tiling.tiling_halo(model)
+        profile["window_flops_per_px"] = flops(tiling.PROBE_SIZE) / tiling.PROBE_SIZE**2  # aligned windows: no border
+    return profile
+
+
+def best_time(fn, repeats: int = 2) -> tuple[float, float]:
+    """(best wall seconds, CPU seconds of that run) after one warm-up call."""
+    fn()
+    best = (math.inf, math.inf)
+    for _ in range(repeats):
+        tic, cpu = time.perf_counter(), time.process_time()
+        fn()
+        best = min(best, (time.perf_counter() - tic, time.process_time() - cpu))
+    return best
+
+
+def variants(name: str, height: int, width: int, compile_too: bool) -> list[dict[str, Any]]:
+    """Time the inference paths of one model at height×width; error = max abs difference to eager float32."""
+    import zoo
+
+    model = zoo.create_model(name).eval()
+    x = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        reference = model(x)
+    candidates: list[tuple[str, Any, str]] = []
+
+    def eager_no_grad():
+        with torch.no_grad():
+            return model(x)
+
+    def eager_inference():
+        with torch.inference_mode():
+            return model(x)
+
+    candidates.append(("eager NCHW, no_grad (official path)", eager_no_grad, ""))
+    candidates.append(("eager NCHW, inference_mode", eager_inference, ""))
+    fast = zoo.optimize_for_inference(model)
+    candidates.append(("channels-last + inference_mode (default)", lambda: fast(x), ""))
+    frozen = zoo.optimize_for_inference(model, jit=True)
+    note = "" if frozen.traced is not None else "trace rejected: eager channels-last used"
+    candidates.append(("channels-last + jit.freeze", lambda: frozen(x), note))
+    try:
+        import warnings
+
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            mkldnn = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(copy_eval(model), x)))
+        candidates.append(("jit.optimize_for_inference (MKLDNN, NCHW in)", lambda: mkldnn(x), "traced at this size"))
+    except Exception as exc:  # report, don't stop
+        candidates.append(("jit.optimize_for_inference (MKLDNN, NCHW in)", None, f"failed: {type(exc).__name__}"))
+    bf16 = zoo.optimize_for_inference(model, precision="bfloat16")
+    candidates.append(("channels-last + bf16 autocast", lambda: bf16(x), ""))
+    if compile_too:
+        compiled_model = torch.compile(zoo.optimize_for_inference(model).wrapped, dynamic=False)
+        xc = x.contiguous(memory_format=torch.channels_last)
+
+        def compiled():
+            with torch.inference_mode():
+                return compiled_model(xc)
+
+        tic = time.perf_counter()
+        compiled()
+        candidates.append(("channels-last + torch.compile (inductor)", compiled,
+                           f"compile {time.perf_counter() - tic:.0f} s"))  # fmt: skip
+    rows = []
+    base = None
+    for label, fn, note in candidates:
+        row = {"model": name, "size": f"{width}x{height}", "variant": label, "seconds": "", "cpu_s": "",
+               "speedup": "", "max_abs_error": "", "load_before": load1(), "note": note}  # fmt: skip
+        if fn is not None:
+            seconds, cpu = best_time(fn)
+            error = float((fn().float() - reference).abs().max())
+            base = base or seconds
+            row.update(seconds=seconds, cpu_s=cpu, speedup=base / seconds, max_abs_error=error)
+        rows.append(row)
+    return rows
+
+
+def copy_eval(model: torch.nn.Module) -> torch.nn.Module:
+    import copy
+
+    return copy.deepcopy(model).eval().requires_grad_(False)
+
+
+def train_steps(name: str, patch: int, batch: int) -> list[dict[str, Any]]:
+    """Seconds per training step of each stage of the model's default recipe (best of 2 after a warm-up)."""
+    import zoo
+    from zoo.data import DataConfig, build_dataset
+    from zoo.train import build_stage_optim
+
+    spec = zoo.get_spec(name)
+    recipe = spec.recipe()
+    dataset = build_dataset(DataConfig(patch_size=patch), "train")
+    samples = [dataset[i] for i in range(batch)]
+    data = {key: torch.stack([s[key] for s in samples]) for key in samples[0]}
+    nets = torch.nn.ModuleDict({"model": zoo.create_model(name),
+                                **{k: factory() for k, factory in recipe.aux_modules.items()}})  # fmt: skip
+    rows = []
+    for stage in recipe.stages:
+        optim = build_stage_optim(nets, stage, n_steps=100, lr_scale=1.0)
+        if stage.train_modules:
+            nets.eval()
+            for path in stage.train_modules:
+                nets.get_submodule(path).train()
+        else:
+            nets.train()
+
+        def step() -> None:
+            cache: dict[str, Any] = {}
+            for objective, optimiser in zip(stage.objectives, optim.optimizers):
+                optimiser.zero_grad(set_to_none=True)
+                loss, _ = objective.loss(nets, data, cache)
+                loss.backward()
+                optimiser.step()
+
+        load_before = load1()
+        seconds, cpu = best_time(step)
+        rows.append({"model": name, "stage": stage.name, "objectives": "+".join(o.name for o in stage.objectives),
+                     "batch": f"{batch}x{patch}x{patch}", "seconds": seconds, "cpu_s": cpu,
+                     "load_before": load_before})  # fmt: skip
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Orchestration and output
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]], extra: dict[str, Any]) -> None:
+    from zoo.io import atomic_write
+
+    if not rows:
+        return
+    fields = list(dict.fromkeys(k for row in rows for k in row)) + list(extra)
+    buffer = text_io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fields)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in {**row, **extra}.items()})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda tmp: tmp.write_text(buffer.getvalue()))
+    path.chmod(0o644)
+
+
+def print_table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> None:
+    def show(value: Any) -> str:
+        if isinstance(value, float):
+            return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+        return str(value)
+
+    cells = [[show(row.get(c, "")) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    print(f"\n{title}")
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
+    for r in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths)))
+
+
+def speed_rows(names: list[str], profiles: dict[str, dict], variant_rows: list[dict], sizes, args, gemm: float
+               ) -> list[dict[str, Any]]:  # fmt: skip
+    from zoo import tiling
+
+    rows = []
+    available = tiling.available_memory()
+    for name in names:
+        profile = profiles[name]
+        # seconds per computed (padded) pixel of each inference path, from the variants table
+        per_px = {r["variant"]: r["seconds"] / computed_px(profile, r["size"]) for r in variant_rows
+                  if r["model"] == name and r["seconds"]}  # fmt: skip
+        for height, width in sizes:
+            for mode in MODES:
+                row: dict[str, Any] = {"model": name, "size": f"{width}x{height}", "mode": mode}
+                untiled_px = at_size(profile["flops"], height, width) / profile["flops"][0]
+                predicted = 0.3e9 + tiling.SAFETY * at_size(profile["bytes"], height, width)
+                key = "eager NCHW, no_grad (official path)" if mode == "reference" else \
+                    "channels-last + inference_mode (default)"  # fmt: skip
+                overhead = 1.0
+                if mode == "tiled" and profile["tileable"]:
+                    align = profile["align"]
+                    framed_h, framed_w = -(-height // align) * align, -(-width // align) * align
+                    budget_px = tiling.default_budget() / (tiling.SAFETY * profile["bytes"][0])
+                    plan = tiling.choose_plan(framed_h, framed_w, align, profile["halo"], budget_px)
+                    overhead = plan.computed_pixels(framed_h, framed_w) / untiled_px if plan else 1.0
+                guess = per_px.get(key, 0) * untiled_px * overhead
+                row["predicted_s"] = guess
+                skip = ""
+                if mode == "tiled" and not profile["tileable"]:
+                    skip = "not tileable: global branch without the tiling protocol (zoo/tiling.py)"
+                elif mode == "tiled" and overhead == 1.0:
+                    skip = "fits one window under the default budget: same as optimized"
+                elif predicted > MEMORY_SHARE * available:
+                    skip = (f"predicted peak {predicted / 1e9:.1f} GB > {MEMORY_SHARE:.0%} of the "
+                            f"{available / 1e9:.1f} GB available")  # fmt: skip
+                if not skip and guess > args.max_seconds:
+                    skip = f"predicted {guess:.0f} s > --max-seconds {args.max_seconds:.0f}"
+                if skip:
+                    rows.append({**row, "status": "skipped", "note": skip})
+                    print(f"  {name} {row['size']} {mode}: skipped ({skip})", flush=True)
+                    continue
+                config = {"model": name, "height": height, "width": width, "mode": mode, "threads": args.threads}
+                result = run_in_subprocess(config, timeout=max(300.0, 4 * guess + 120))
+                row.update(result)
+                if result["status"] == "ok":
+                    pixels = untiled_px if mode != "tiled" else result["computed_px"]
+                    flops_px = profile["flops"][0] if mode != "tiled" else profile["window_flops_per_px"]
+                    computed = flops_px * pixels
+                    row.update(
+                        peak_rss_mb=result["peak_rss"] / 2**20, base_rss_mb=result["base_rss"] / 2**20,
+                        useful_gflop=profile["flops"][0] * height * width / 1e9, computed_gflop=computed / 1e9,
+                        gflops=computed / result["seconds"] / 1e9, pct_gemm=100 * computed / result["seconds"] / 1e9 / gemm,
+                        predicted_peak_mb=predicted / 2**20,
+                    )  # fmt: skip
+                    for key_ in ("peak_rss", "base_rss"):
+                        row.pop(key_, None)
+                print(f"  {name} {row['size']} {mode}: {row.get('status')} {row.get('seconds', '')!s:.6} s, "
+                      f"peak {row.get('peak_rss_mb', 0):.0f} MiB {row.get('note', '')}", flush=True)  # fmt: skip
+                rows.append(row)
+    return rows
+
+
+def computed_px(profile: dict[str, Any], size: str) -> float:
+    """Pixels an untiled pass computes on a WxH image (the model's own padding included)."""
+    width, height = map(int, size.split("x"))
+    return at_size(profile["flops"], height, width) / profile["flops"][0]
+
+
+def goal_rows(rows: list[dict[str, Any]], gemm: float) -> list[dict[str, Any]]:
+    def find(model: str, size: str, mode: str) -> dict[str, Any] | None:
+        return next((r for r in rows if (r["model"], r["size"], r["mode"]) == (model, size, mode)
+                     and r.get("status") == "ok"), None)  # fmt: skip
+
+    goals = []
+    for model, (seconds, rss_gb) in GOALS.items():
+        tiled = find(model, "1900x1060", "tiled") or find(model, "1900x1060", "optimized")
+        reference = find(model, "1900x1060", "reference")
+        if tiled is None:
+            continue
+        goals.append({"goal": f"{model} 1900x1060 <= {seconds:.0f} s", "measured": f"{tiled['seconds']:.1f} s "
+                      f"({tiled['mode']}; reference path {reference['seconds']:.1f} s)" if reference else
+                      f"{tiled['seconds']:.1f} s ({tiled['mode']})", "met": tiled["seconds"] <= seconds})  # fmt: skip
+        goals.append({"goal": f"{model} 1900x1060 peak RSS <= {rss_gb} GB",
+                      "measured": f"{tiled['peak_rss_mb'] / 1024:.2f} GiB ({tiled['mode']})"
+                      + (f"; reference path {reference['peak_rss_mb'] / 1024:.2f} GiB" if reference else ""),
+                      "met": tiled["peak_rss_mb"] * 2**20 <= rss_gb * 1e9})  # fmt: skip
+    for row in rows:
+        if row["size"] == "3840x2160" and row.get("status") == "ok":
+            goals.append({"goal": f"{row['model']} 3840x2160 completes, peak RSS <= {UHD_RSS_GOAL_GB} GB",
+                          "measured": f"{row['peak_rss_mb'] / 1024:.2f} GiB, {row['seconds']:.1f} s ({row['mode']})",
+                          "met": row["peak_rss_mb"] * 2**20 <= UHD_RSS_GOAL_GB * 1e9})  # fmt: skip
+    for row in rows:
+        if row["mode"] == "optimized" and row.get("status") == "ok" and row["size"] != "384x256":
+            goals.append({"goal": f"{row['model']} {row['size']} conv throughput >= {THROUGHPUT_GOAL:.0%} of GEMM",
+                          "measured": f"{row['gflops']:.0f} GFLOP/s = {row['pct_gemm']:.0f} % of {gemm:.0f}",
+                          "met": row["pct_gemm"] >= 100 * THROUGHPUT_GOAL})  # fmt: skip
+    return goals
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes only (256x384); writes *_quick.csv")
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile (minutes of compilation)")
+    parser.add_argument("--max-seconds", type=float, default=300.0,
+                        help="skip configurations predicted to take longer (default 300)")
+    parser.add_argument("--models", nargs="*", help="models to measure (default: every learned registered model)")
+    parser.add_argument("--out-dir", type=Path, default=OUT_DIR, help="folder for the CSV files")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(json.loads(args.worker))))
+        return 0
+
+    import zoo
+
+    torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    names = args.models or zoo.list_models(include_baselines=False)
+    sizes = QUICK_SIZES if args.quick else SIZES
+    suffix = "_quick" if args.quick else ""
+    host = f"{platform.node()} {platform.processor() or platform.machine()} ({os.cpu_count()} CPUs)"
+    print(f"speed benchmark: {host}, torch {torch.__version__}, {args.threads} threads, load {os.getloadavg()}")
+    gemm_start = gemm_gflops()
+    print(f"float32 GEMM 4096^3: {gemm_start:.0f} GFLOP/s")
+
+    profiles, variant_rows, train_rows = {}, [], []
+    for name in names:
+        print(f"profiling {name} ...", flush=True)
+        profiles[name] = model_profile(name, (64, 128) if args.quick else (128, 256))
+        vh, vw = (128, 192) if args.quick else (256, 384)
+        variant_rows += variants(name, vh, vw, args.compile)
+        patch, batch = (64, 2) if args.quick else (128, 4)
+        try:
+            train_rows += train_steps(name, patch, batch)
+        except Exception as exc:  # a recipe under construction must not stop the benchmark
+            train_rows.append({"model": name, "stage": "", "note": f"failed: {type(exc).__name__}: {exc}"[:200]})
+    print_table("inference variants (best of 2 after warm-up)", variant_rows,
+                ["model", "size", "variant", "seconds", "speedup", "max_abs_error", "load_before", "note"])  # fmt: skip
+    print_table("training step per recipe stage", train_rows,
+                ["model", "stage", "objectives", "batch", "seconds", "load_before", "note"])  # fmt: skip
+
+    print("\nlatency and memory (fresh subprocess per row):", flush=True)
+    rows = speed_rows(names, profiles, variant_rows, sizes, args, gemm_start)
+    gemm_end = gemm_gflops()
+    gemm = max(gemm_start, gemm_end)
+    for row in rows:  # against the best GEMM of the run
+        if row.get("gflops"):
+            row["pct_gemm"] = 100 * row["gflops"] / gemm
+    print_table(f"latency and memory ({args.threads} threads; GEMM {gemm:.0f} GFLOP/s, best of start/end)", rows,
+                ["model", "size", "mode", "status", "seconds", "probe_s", "peak_rss_mb", "tiles", "windows", "gflops",
+                 "pct_gemm", "load_before", "load_after", "note"])  # fmt: skip
+    goals = goal_rows(rows, gemm)
+    if goals:
+        print_table("issue 7 goals", goals, ["goal", "measured", "met"])
+
+    extra = {"threads": args.threads, "gemm_gflops": round(gemm, 1), "host": host, "torch": torch.__version__}
+    for profile_name, profile in profiles.items():
+        print(f"{profile_name}: {profile['flops'][0] / 1e6:.3f} MFLOP/px, {profile['bytes'][0]:.0f} activation bytes/px"
+              f" (padding border {profile['flops'][1]:.0f} px), halo {profile.get('halo', '-')}")  # fmt: skip
+    write_csv(args.out_dir / f"speed{suffix}.csv", rows, extra)
+    write_csv(args.out_dir / f"speed_variants{suffix}.csv", variant_rows, extra)
+    write_csv(args.out_dir / f"speed_train{suffix}.csv", train_rows, extra)
+    write_csv(args.out_dir / f"speed_goals{suffix}.csv", goals, extra)
+    print(f"\nGEMM {gemm_start:.0f} GFLOP/s at start, {gemm_end:.0f} at end; load now {os.getloadavg()}; "
+          f"total {time.perf_counter() - started:.0f} s; wrote {args.out_dir}/speed*{suffix}.csv")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
