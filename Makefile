@@ -36,6 +36,7 @@ results: $(STAMP)  ## the committed results: zoo sweep + 3 ablations at train=bu
 
 bench: $(STAMP)  ## speed benchmarks; tables printed, CSV written to results/bench/
 	$(BIN)/python benchmarks/data_speed.py
+	$(BIN)/python benchmarks/speed.py
 
 clean:  ## remove outputs and caches (keeps .venv and results/)
 	rm -rf outputs multirun .pytest_cache
