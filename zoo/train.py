@@ -20,7 +20,6 @@ the last good one.
 
 from __future__ import annotations
 
-import io
 import logging
 import math
 import random
@@ -204,16 +203,10 @@ def checkpoint_payload(nets: nn.ModuleDict, state: FitState, stage_index: int, s
 
 
 def write_resume_state(path: str | Path, payload: dict[str, Any]) -> Path:
-    """Write atomically: a temporary file, then a rename, so the previous checkpoint stays until this one is complete.
+    """Write atomically: the previous checkpoint stays until this one is complete (``zoo.weights.save_torch``)."""
+    from zoo.weights import save_torch
 
-    Serialised in memory first, then written with a plain file write: a full disk then raises ``OSError`` (→ a
-    ``ZooError`` naming the file), where ``torch.save`` to a path reports a short write as an opaque RuntimeError.
-    """
-    from zoo.io import atomic_write
-
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    return atomic_write(path, lambda tmp: tmp.write_bytes(buffer.getbuffer()))
+    return save_torch(path, payload)
 
 
 def read_resume_state(path: str | Path, total_steps: int) -> dict[str, Any]:

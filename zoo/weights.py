@@ -36,12 +36,25 @@ def read_checkpoint(path: str | Path) -> Any:
         raise ZooError(f"{path}: not a readable torch checkpoint ({first[:160]})") from None
 
 
-def save_checkpoint(path: str | Path, model: nn.Module, **extra: Any) -> Path:
-    """Write the zoo's own format: {"format", "model", "state_dict", ...extra}, atomically."""
+def save_torch(path: str | Path, payload: Any) -> Path:
+    """``torch.save`` atomically (temporary file, then rename: an existing file stays until the new one is complete).
+
+    Serialised in memory first, then written with a plain file write: a full disk then raises ``OSError`` (a
+    ``ZooError`` naming the file), where ``torch.save`` to a path reports a short write as an opaque RuntimeError.
+    """
+    import io
+
     from zoo.io import atomic_write
 
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    return atomic_write(path, lambda tmp: tmp.write_bytes(buffer.getbuffer()))
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, **extra: Any) -> Path:
+    """Write the zoo's own format: {"format", "model", "state_dict", ...extra}, atomically."""
     payload = {"format": ZOO_FORMAT, "model": spec_of(model).name, "state_dict": model.state_dict(), **extra}
-    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    return save_torch(path, payload)
 
 
 def _strip_prefix(state: Mapping[str, Any], prefix: str) -> dict[str, Any]:
