@@ -252,7 +252,8 @@ def add_predict_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
                         help="context around each tile in pixels (default: the model's receptive field, so tiles match "
                              "an untiled run exactly; smaller is faster but approximate at tile seams)")
     parser.add_argument("--memory-budget", type=float, metavar="MIB",
-                        help="activation memory for one tile in MiB (default: 1024, at most half the free RAM)")
+                        help="peak memory growth allowed for one tile in MiB (default: 1280, at most half the free "
+                             "RAM); the process itself needs about 250 MiB more, plus ~50 bytes per image pixel")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
     parser.add_argument("--precision", choices=("float32", "bfloat16", "float16"), default="float32",

@@ -4,8 +4,8 @@ Method (halo-crop, no blending). The image is first *framed* the way the model's
 replicate-pad the bottom and right edges up to the spec's ``size_multiple``, which is what HDRUNet does; a no-op for
 size multiple 1). The framed image is cut into a grid of core tiles whose edges lie on multiples of the size multiple,
 so every window sees the same down-sampling grid as the whole image. Each core is computed from a *window* that adds
-``halo`` pixels of real image context on every side (clipped at the image border, where the untiled pass sees the
-same border), and only the core of each output is kept. When the halo is at least the
+``halo`` pixels of real image context on every side (windows at the border are shifted inwards, so every window has
+the same size), and only the core of each output is kept. When the halo is at least the
 network's receptive-field radius, each kept output pixel depends on exactly the pixels it depends on in the untiled
 pass, so tiled and untiled outputs agree up to float rounding (tests/test_tiling.py checks PSNR ≥ 50 dB; in practice it
 is far higher). Blending is not needed, and would only average two approximations.
@@ -34,8 +34,8 @@ Memory model. Peak memory of a convolutional network grows linearly with the pix
 per_pixel`` runs one window of ``PROBE_SIZE``² pixels under a dispatch mode that counts the bytes of every live tensor
 and reports the peak per pixel (HDRUNet and the two-stage net: about 2 KB per pixel, eight 64-channel float maps).
 The process's peak RSS grows by about ``SAFETY`` × that count per window pixel: measured 1.1–1.3× with glibc's
-default malloc and about 2× with ``zoo.inference.reuse_freed_memory`` (which ``zoo predict`` turns on: freed blocks
-are kept for reuse, so fragmentation is never returned to the OS, but page faults disappear). ``plan_tiles`` chooses
+default malloc and 2.1–2.4× with ``zoo.inference.reuse_freed_memory`` (which ``zoo predict`` turns on: freed blocks
+are kept for reuse, so fragmentation stays resident, but page faults disappear). ``plan_tiles`` chooses
 the tiling whose largest window fits ``budget_bytes`` (default ``default_budget()``: ``DEFAULT_BUDGET`` capped at half
 the available RAM) and that computes the fewest pixels (halo overhead included). On top of the budget come the
 interpreter, torch and the weights (about 0.25 GB) and the image buffers (about 50 bytes per image pixel).
@@ -58,14 +58,16 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from zoo.errors import ZooError
+from zoo.inference import release_free_memory
 
 log = logging.getLogger(__name__)
 
 RADIUS_CAP = 256  # largest receptive-field radius measured exactly (the probe is ~2·cap pixels wide)
 EFFECTIVE_MASS = 1e-5  # beyond the cap: halo = radius holding all but this share of the input-gradient mass
 PROBE_SIZE = 128  # side of the window used to measure activation bytes per pixel
-DEFAULT_BUDGET = 1 << 30  # peak RSS growth allowed for one window (bytes): ~1.3 GB peak RSS in all at 2 MP
-SAFETY = 2.0  # measured peak RSS growth / counted activation bytes, with reuse_freed_memory (1.1–1.3 without)
+DEFAULT_BUDGET = 5 << 28  # 1.25 GiB of peak RSS growth for one window: about 1.4–1.6 GB peak RSS in all at 2 MP
+SAFETY = 2.4  # peak RSS growth / counted activation bytes, measured at 1900×1060 with reuse_freed_memory (HDRUNet 2.1,
+# two-stage 2.4: freed blocks are reused, not returned, so fragmentation stays resident); 1.1–1.3 with default malloc
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,7 @@ class TilePlan:
 
     def windows(self, height: int, width: int) -> list[tuple[slice, slice, slice, slice]]:
         """For a framed image height×width: (core rows, core cols, window rows, window cols) per tile, row-major.
-        A window is its core plus ``halo`` pixels on every side, clipped to the image."""
+        Every window has the same size and holds its core plus at least ``halo`` pixels wherever the image has them."""
         rows = _axis(height, self.tile_h, self.halo)
         cols = _axis(width, self.tile_w, self.halo)
         return [(cr, cc, wr, wc) for cr, wr in rows for cc, wc in cols]
@@ -98,9 +100,15 @@ class TilePlan:
 
 
 def _axis(length: int, tile: int, halo: int) -> list[tuple[slice, slice]]:
-    """(core, window) spans along one axis: cores of ``tile`` from 0, windows = core ± halo clipped to [0, length)."""
-    return [(slice(start, min(start + tile, length)), slice(max(start - halo, 0), min(start + tile + halo, length)))
-            for start in range(0, length, tile)]  # fmt: skip
+    """(core, window) spans along one axis: cores of ``tile`` from 0; every window is min(tile + 2·halo, length) long,
+    centred on its core and shifted inside [0, length) at the ends (so it holds at least ``halo`` of context on each
+    side the image has). Equal windows matter on CPU: oneDNN reuses its primitives and malloc its freed blocks."""
+    window = min(tile + 2 * halo, length)
+    spans = []
+    for start in range(0, length, tile):
+        first = min(max(start - halo, 0), length - window)
+        spans.append((slice(start, min(start + tile, length)), slice(first, first + window)))
+    return spans
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -205,6 +213,8 @@ def receptive_radius(model: nn.Module) -> tuple[int, bool]:
         log.warning("%s: receptive field exceeds %d px; tiling halo %d px holds all but %.0e of the gradient mass "
                     "(tiles approximate the untiled result)", hooks.name, RADIUS_CAP, radius, EFFECTIVE_MASS)  # fmt: skip
         result = (radius, False)
+    del grad
+    release_free_memory()  # the gradient probe's activations must not stay resident next to the tiles'
     object.__setattr__(model, "_zoo_receptive_radius", result)
     return result
 
@@ -272,6 +282,7 @@ def activation_bytes_per_pixel(model: nn.Module) -> float:
         context = hooks.context(x)
         peak = peak_activation_bytes(lambda: hooks.window(x, context))
     per_pixel = peak / (size * size)
+    release_free_memory()
     object.__setattr__(model, "_zoo_bytes_per_pixel", per_pixel)
     return per_pixel
 
