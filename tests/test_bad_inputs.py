@@ -16,6 +16,7 @@ with EFBIG) and, where the test runs as root and may mount, a 256 KiB tmpfs (a r
 ``chattr +i`` as root (root ignores permission bits), ``chmod 555`` otherwise.
 """
 
+import contextlib
 import json
 import math
 import os
@@ -401,20 +402,25 @@ def test_reader_bad_input(case, tmp_path):
     assert name in message and says in message and "\n" not in message, message
 
 
-@pytest.fixture
+@contextlib.contextmanager
 def small_file_limit():
+    """An 8 KiB file-size limit for this process, only around the write under test: while it holds, any other write
+    past 8 KiB fails too (pytest's own output when it goes to a file), so it must not outlive the call."""
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
     resource.setrlimit(resource.RLIMIT_FSIZE, (8192, hard))  # Python ignores SIGXFSZ: big writes fail with EFBIG
-    yield
-    resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
 
 
 @pytest.mark.parametrize("writer", ["exr", "ntire"])
-def test_writer_on_a_full_disk_leaves_nothing(writer, tmp_path, small_file_limit):
+def test_writer_on_a_full_disk_leaves_nothing(writer, tmp_path):
     image = np.random.default_rng(0).random((128, 128, 3)).astype(np.float32)  # compresses to well over 8 KiB
     write = {"exr": io.write_exr, "ntire": io.write_ntire}[writer]
     with pytest.raises(ZooError, match=r"x\.(exr|png): write failed"):
-        write(tmp_path / f"x.{'exr' if writer == 'exr' else 'png'}", image)
+        with small_file_limit():
+            write(tmp_path / f"x.{'exr' if writer == 'exr' else 'png'}", image)
     assert list(tmp_path.iterdir()) == []  # no partial file, no temporary, no alignratio without its PNG
 
 
