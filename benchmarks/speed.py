@@ -1,29 +1,32 @@
-"""Inference and training speed of every registered model: latency, peak memory, achieved GFLOP/s vs this machine's GEMM.
+"""Inference and training speed of every registered model: latency, peak memory, GFLOP/s against the machine's GEMM.
 
-    python benchmarks/speed.py [--quick] [--threads 2] [--compile] [--max-seconds 300]
+    python benchmarks/speed.py [--quick] [--threads 2] [--compile] [--max-seconds 300] [--models NAME ...]
 
 Writes to results/bench/ (``--quick``: ``*_quick.csv``, small sizes only) and prints the tables:
 
-- ``speed.csv``: per model (learned models of ``zoo.list_models``), size (256×384, 1900×1060, 3840×2160) and mode:
-  ``reference`` = the plain model as the official scripts run it (NCHW, ``torch.no_grad``, untiled: the official
-  code path, measured side by side), ``optimized`` = ``zoo.optimize_for_inference`` untiled, ``tiled`` =
-  optimized + ``zoo.tiling`` with the default memory budget (the ``zoo predict`` default). Every configuration runs in
-  a fresh subprocess, so its peak RSS (interpreter, torch, weights, image buffers and activations) is
-  honest (``VmHWM`` of the worker). Seconds are one cold forward at the large sizes, the best of 3 at 256×384; the tiler's one-off probes
-  (receptive field, bytes per pixel) are timed separately (``probe_s``). Configurations predicted to exceed 80 % of the
-  available RAM, or ``--max-seconds``, are skipped and say so. GFLOP/s = conv/matmul FLOPs actually computed (counted
-  with ``torch.utils.flop_counter.FlopCounterMode`` at two small sizes, scaled by pixels, halo overhead included) /
-  seconds; ``pct_gemm`` compares it with a large float32 matmul timed in the same run.
+- ``speed.csv``: per learned model (``zoo.list_models(include_baselines=False)``), size (256×384, 1900×1060,
+  3840×2160) and mode:
+  ``reference``: the plain model as the official scripts run it (NCHW, ``torch.no_grad``, untiled, default malloc);
+  ``optimized``: ``zoo.optimize_for_inference`` + ``reuse_freed_memory``, untiled;
+  ``tiled``: optimized + ``zoo.tiling`` with the default budget and halo (exactly what ``zoo predict`` does);
+  ``tiled_exact``: the same with the exact halo (1900×1060 only).
+  Every configuration runs in a fresh subprocess; its peak RSS is the worker's ``VmHWM`` (interpreter, torch,
+  weights, image buffers, activations). Seconds: one cold forward at the large sizes, best of 3 at 256×384; the
+  tiler's one-off probes (receptive field, bytes per pixel) are timed apart (``probe_s``). Configurations predicted
+  to exceed 80 % of the available RAM or ``--max-seconds`` are skipped and say so. GFLOP/s = conv/matmul FLOPs
+  actually computed (``torch.utils.flop_counter.FlopCounterMode`` at two small sizes, scaled by pixels, halo
+  overhead included) / seconds; ``pct_gemm``: against a 4096³ float32 matmul timed at the start and end of the run.
 - ``speed_variants.csv``: which inference paths help on this CPU, per model at 256×384: eager NCHW, inference mode,
-  channels-last (the default of ``optimize_for_inference``), + ``torch.jit.freeze``, ``torch.jit.optimize_for_inference``
-  (MKLDNN), bf16 autocast, and with ``--compile`` ``torch.compile`` (compile time reported); best of 2 after a warm-up,
-  with the max abs difference to eager float32.
+  channels-last (``optimize_for_inference``'s default), + ``torch.jit.freeze``, ``torch.jit.optimize_for_inference``
+  (MKLDNN), bf16 autocast, and with ``--compile`` ``torch.compile``; best of 3 rounds after a warm-up, the paths
+  interleaved round-robin so load from other processes hits them alike; max abs difference to eager float32.
+- ``speed_tiling.csv``: tiled vs untiled output (PSNR, max abs) at 256×384 with 128-px tiles, default and exact halo.
 - ``speed_train.csv``: seconds per training step of every recipe stage (all its objectives: forward, loss, backward,
-  Adam), synthetic batches of 4 × 128² (``--quick``: 2 × 64²).
+  Adam) on synthetic batches of 4 × 128² (``--quick``: 2 × 64²).
 - ``speed_goals.csv``: the issue-7 goals against the measured rows.
 
-Other processes share the CPU: every row records the 1-minute load average before and after it, and the CPU seconds
-the process used (``cpu_s``), so a slow row on a busy machine can be told apart.
+Other processes may share the CPU: every row records the 1-minute load average before and after it, and the CPU
+seconds the process used (``cpu_s``), so a slow row on a busy machine can be told apart.
 """
 
 from __future__ import annotations
@@ -46,7 +49,8 @@ import torch
 OUT_DIR = Path(__file__).resolve().parents[1] / "results" / "bench"
 SIZES = ((256, 384), (1060, 1900), (2160, 3840))  # (height, width)
 QUICK_SIZES = ((256, 384),)
-MODES = ("reference", "optimized", "tiled")
+MODES = ("reference", "optimized", "tiled", "tiled_exact")
+EXACT_SIZE = (1060, 1900)  # tiled_exact (halo = full receptive field) is measured at this size only
 MEMORY_SHARE = 0.8  # skip configurations predicted to need more than this share of the available RAM
 GOALS = {  # issue 7: model -> (seconds at 1900×1060 on 2 threads, peak RSS GB at 1900×1060)
     "hdrunet": (30.0, 1.5),
@@ -54,6 +58,7 @@ GOALS = {  # issue 7: model -> (seconds at 1900×1060 on 2 threads, peak RSS GB 
 }
 UHD_RSS_GOAL_GB = 3.0
 THROUGHPUT_GOAL = 0.70
+VARIANT_ROUNDS = 3
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -105,8 +110,8 @@ def worker(config: dict[str, Any]) -> dict[str, Any]:
         model = zoo.optimize_for_inference(model, copy_model=False)
     plan = None
     tic = time.perf_counter()
-    if mode == "tiled":
-        plan = tiling.plan_tiles(model, height, width)
+    if mode.startswith("tiled"):
+        plan = tiling.plan_tiles(model, height, width, halo_exact=mode == "tiled_exact")
     probe_s = time.perf_counter() - tic
     base_rss = rss_bytes()
     x = torch.rand(1, 3, height, width)
@@ -189,10 +194,11 @@ def model_profile(name: str, sizes: tuple[int, int]) -> dict[str, Any]:
             return tiling.peak_activation_bytes(lambda: model(x))
 
     hooks = tiling.tiling_hooks(model)
-    profile = {"flops": square_law(flops, sizes), "bytes": square_law(activation_bytes, sizes), "tileable": hooks.tileable,
-               "params": sum(p.numel() for p in model.parameters()), "align": hooks.align}  # fmt: skip
+    profile = {"flops": square_law(flops, sizes), "bytes": square_law(activation_bytes, sizes),
+               "tileable": hooks.tileable, "params": sum(p.numel() for p in model.parameters()), "align": hooks.align}
     if hooks.tileable:
         profile["halo"] = tiling.tiling_halo(model)
+        profile["halo_exact"] = tiling.receptive_field(model).exact
         profile["window_flops_per_px"] = flops(tiling.PROBE_SIZE) / tiling.PROBE_SIZE**2  # aligned windows: no border
     return profile
 
@@ -256,18 +262,51 @@ def variants(name: str, height: int, width: int, compile_too: bool) -> list[dict
         compiled()
         candidates.append(("channels-last + torch.compile (inductor)", compiled,
                            f"compile {time.perf_counter() - tic:.0f} s"))  # fmt: skip
+    # Round-robin: every path is timed once per round, so load changes from other processes hit all paths alike.
+    runnable = [(label, fn) for label, fn, _ in candidates if fn is not None]
+    errors = {label: float((fn().float() - reference).abs().max()) for label, fn in runnable}  # also the warm-up
+    best: dict[str, tuple[float, float]] = {label: (math.inf, math.inf) for label, _ in runnable}
+    load_before = load1()
+    for _ in range(VARIANT_ROUNDS):
+        for label, fn in runnable:
+            tic, cpu = time.perf_counter(), time.process_time()
+            fn()
+            best[label] = min(best[label], (time.perf_counter() - tic, time.process_time() - cpu))
+    base = best[runnable[0][0]][0]
     rows = []
-    base = None
     for label, fn, note in candidates:
         row = {"model": name, "size": f"{width}x{height}", "variant": label, "seconds": "", "cpu_s": "",
-               "speedup": "", "max_abs_error": "", "load_before": load1(), "note": note}  # fmt: skip
+               "speedup": "", "max_abs_error": "", "load_before": load_before, "load_after": load1(), "note": note}
         if fn is not None:
-            seconds, cpu = best_time(fn)
-            error = float((fn().float() - reference).abs().max())
-            base = base or seconds
-            row.update(seconds=seconds, cpu_s=cpu, speedup=base / seconds, max_abs_error=error)
+            seconds, cpu = best[label]
+            row.update(seconds=seconds, cpu_s=cpu, speedup=base / seconds, max_abs_error=errors[label])
         rows.append(row)
     return rows
+
+
+def tiling_agreement(name: str, height: int, width: int, tile: int) -> dict[str, Any] | None:
+    """PSNR and max abs difference of tiled vs untiled output (optimized model, ``tile``-px cores), with the default
+    (effective) halo and the exact one; None for a model that cannot be tiled."""
+    import zoo
+    from zoo import tiling
+
+    model = zoo.optimize_for_inference(zoo.create_model(name).eval())
+    if not tiling.tiling_hooks(model).tileable:
+        return None
+    field = tiling.receptive_field(model)
+    x = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0))
+    untiled = model(x)
+    row: dict[str, Any] = {"model": name, "size": f"{width}x{height}", "tile": tile,
+                           "halo_effective": tiling.tiling_halo(model), "halo_exact": field.exact}  # fmt: skip
+    for kind, exact in (("effective", False), ("exact", True)):
+        if exact and field.exact is None:
+            continue
+        tiled = tiling.tiled_forward(model, x, tiling.plan_tiles(model, height, width, tile=tile, halo_exact=exact))
+        mse = float(((tiled - untiled) ** 2).mean())
+        peak = float(untiled.abs().max())
+        row[f"psnr_db_{kind}"] = math.inf if mse == 0 else 10 * math.log10(peak**2 / mse)
+        row[f"max_abs_{kind}"] = float((tiled - untiled).abs().max())
+    return row
 
 
 def copy_eval(model: torch.nn.Module) -> torch.nn.Module:
@@ -368,20 +407,24 @@ def speed_rows(names: list[str], profiles: dict[str, dict], variant_rows: list[d
                 key = "eager NCHW, no_grad (official path)" if mode == "reference" else \
                     "channels-last + inference_mode (default)"  # fmt: skip
                 overhead = 1.0
-                if mode == "tiled" and profile["tileable"]:
+                tiled = mode.startswith("tiled")
+                halo = profile.get("halo_exact" if mode == "tiled_exact" else "halo")
+                if tiled and profile["tileable"] and halo is not None:
                     align = profile["align"]
                     framed_h, framed_w = -(-height // align) * align, -(-width // align) * align
                     budget_px = tiling.default_budget() / (tiling.SAFETY * profile["bytes"][0])
-                    plan = tiling.choose_plan(framed_h, framed_w, align, profile["halo"], budget_px)
+                    plan = tiling.choose_plan(framed_h, framed_w, align, -(-halo // align) * align, budget_px)
                     overhead = plan.computed_pixels(framed_h, framed_w) / untiled_px if plan else 1.0
                 guess = per_px.get(key, 0) * untiled_px * overhead
                 row["predicted_s"] = guess
                 skip = ""
-                if mode == "tiled" and not profile["tileable"]:
+                if tiled and not profile["tileable"]:
                     skip = "not tileable: global branch without the tiling protocol (zoo/tiling.py)"
-                elif mode == "tiled" and overhead == 1.0:
+                elif mode == "tiled_exact" and (height, width) != EXACT_SIZE:
+                    skip = f"exact halo measured at {EXACT_SIZE[1]}x{EXACT_SIZE[0]} only"
+                elif tiled and overhead == 1.0:
                     skip = "fits one window under the default budget: same as optimized"
-                elif predicted > MEMORY_SHARE * available:
+                elif not tiled and predicted > MEMORY_SHARE * available:
                     skip = (f"predicted peak {predicted / 1e9:.1f} GB > {MEMORY_SHARE:.0%} of the "
                             f"{available / 1e9:.1f} GB available")  # fmt: skip
                 if not skip and guess > args.max_seconds:
@@ -394,13 +437,14 @@ def speed_rows(names: list[str], profiles: dict[str, dict], variant_rows: list[d
                 result = run_in_subprocess(config, timeout=max(300.0, 4 * guess + 120))
                 row.update(result)
                 if result["status"] == "ok":
-                    pixels = untiled_px if mode != "tiled" else result["computed_px"]
-                    flops_px = profile["flops"][0] if mode != "tiled" else profile["window_flops_per_px"]
+                    pixels = result["computed_px"] if tiled else untiled_px
+                    flops_px = profile["window_flops_per_px"] if tiled else profile["flops"][0]
                     computed = flops_px * pixels
                     row.update(
                         peak_rss_mb=result["peak_rss"] / 2**20, base_rss_mb=result["base_rss"] / 2**20,
                         useful_gflop=profile["flops"][0] * height * width / 1e9, computed_gflop=computed / 1e9,
-                        gflops=computed / result["seconds"] / 1e9, pct_gemm=100 * computed / result["seconds"] / 1e9 / gemm,
+                        gflops=computed / result["seconds"] / 1e9,
+                        pct_gemm=100 * computed / result["seconds"] / 1e9 / gemm,
                         predicted_peak_mb=predicted / 2**20,
                     )  # fmt: skip
                     for key_ in ("peak_rss", "base_rss"):
@@ -475,19 +519,25 @@ def main(argv: list[str] | None = None) -> int:
     gemm_start = gemm_gflops()
     print(f"float32 GEMM 4096^3: {gemm_start:.0f} GFLOP/s")
 
-    profiles, variant_rows, train_rows = {}, [], []
+    profiles, variant_rows, train_rows, tiling_rows = {}, [], [], []
     for name in names:
         print(f"profiling {name} ...", flush=True)
         profiles[name] = model_profile(name, (64, 128) if args.quick else (128, 256))
         vh, vw = (128, 192) if args.quick else (256, 384)
         variant_rows += variants(name, vh, vw, args.compile)
+        agreement = tiling_agreement(name, vh, vw, tile=64 if args.quick else 128)
+        if agreement is not None:
+            tiling_rows.append(agreement)
         patch, batch = (64, 2) if args.quick else (128, 4)
         try:
             train_rows += train_steps(name, patch, batch)
         except Exception as exc:  # a recipe under construction must not stop the benchmark
             train_rows.append({"model": name, "stage": "", "note": f"failed: {type(exc).__name__}: {exc}"[:200]})
-    print_table("inference variants (best of 2 after warm-up)", variant_rows,
+    print_table(f"inference variants (best of {VARIANT_ROUNDS} interleaved rounds after a warm-up)", variant_rows,
                 ["model", "size", "variant", "seconds", "speedup", "max_abs_error", "load_before", "note"])  # fmt: skip
+    print_table("tiled vs untiled output (default effective halo, and exact halo)", tiling_rows,
+                ["model", "size", "tile", "halo_effective", "psnr_db_effective", "max_abs_effective", "halo_exact",
+                 "psnr_db_exact", "max_abs_exact"])  # fmt: skip
     print_table("training step per recipe stage", train_rows,
                 ["model", "stage", "objectives", "batch", "seconds", "load_before", "note"])  # fmt: skip
 
@@ -512,6 +562,7 @@ def main(argv: list[str] | None = None) -> int:
     write_csv(args.out_dir / f"speed{suffix}.csv", rows, extra)
     write_csv(args.out_dir / f"speed_variants{suffix}.csv", variant_rows, extra)
     write_csv(args.out_dir / f"speed_train{suffix}.csv", train_rows, extra)
+    write_csv(args.out_dir / f"speed_tiling{suffix}.csv", tiling_rows, extra)
     write_csv(args.out_dir / f"speed_goals{suffix}.csv", goals, extra)
     print(f"\nGEMM {gemm_start:.0f} GFLOP/s at start, {gemm_end:.0f} at end; load now {os.getloadavg()}; "
           f"total {time.perf_counter() - started:.0f} s; wrote {args.out_dir}/speed*{suffix}.csv")  # fmt: skip

@@ -20,7 +20,8 @@ def psnr(reference: torch.Tensor, result: torch.Tensor) -> float:
     return math.inf if mse == 0 else 10 * math.log10(peak**2 / mse)
 
 
-@pytest.mark.parametrize("height,width,tile,halo", [(97, 141, 32, 12), (64, 64, 64, 8), (260, 36, 20, 0), (5, 300, 4, 30)])
+@pytest.mark.parametrize("height,width,tile,halo",
+                         [(97, 141, 32, 12), (64, 64, 64, 8), (260, 36, 20, 0), (5, 300, 4, 30)])  # fmt: skip
 def test_cores_partition_the_image_and_equal_windows_add_the_halo(height, width, tile, halo):
     plan = tiling.TilePlan(tile, tile, halo, align=1)
     covered = torch.zeros(height, width, dtype=torch.int32)
@@ -38,11 +39,12 @@ def test_cores_partition_the_image_and_equal_windows_add_the_halo(height, width,
     assert computed == plan.computed_pixels(height, width)
 
 
-def test_receptive_radius_of_a_known_network():
+def test_receptive_field_of_a_known_network():
     # three 3×3 convs and a 5×5 conv: radius 1 + 1 + 1 + 2 = 5
     net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1), nn.Tanh(),
                         nn.Conv2d(4, 4, 3, padding=1), nn.Conv2d(4, 3, 5, padding=2))  # fmt: skip
-    assert tiling.receptive_radius(net) == (5, True)
+    field = tiling.receptive_field(net)
+    assert field.exact == 5 and 0 <= field.effective <= 5
 
 
 def test_activation_bytes_of_a_single_conv():
@@ -80,7 +82,8 @@ def test_tiled_equals_untiled(name):
         tiled = tiling.tiled_forward(model, x, plan)
     assert tiled.shape == untiled.shape
     value = psnr(untiled, tiled)
-    print(f"{name}: halo {plan.halo} px, tiled vs untiled PSNR {value:.1f} dB, max abs {float((tiled - untiled).abs().max()):.2e}")
+    error = float((tiled - untiled).abs().max())
+    print(f"{name}: halo {plan.halo} px, tiled vs untiled PSNR {value:.1f} dB, max abs {error:.2e}")
     assert value >= 50
 
 
@@ -151,3 +154,14 @@ def test_automatic_tiling_under_a_small_budget_matches_untiled():
 def test_negative_tile_is_refused():
     with pytest.raises(ZooError, match="tile"):
         tiling.plan_tiles(zoo.create_model("identity"), 10, 10, tile=-1)
+
+
+def test_exact_halo_equals_untiled_up_to_rounding():
+    model = zoo.create_model("twostage" if "twostage" in zoo.list_models() else "hdrunet").eval()
+    field = tiling.receptive_field(model)
+    assert field.exact is not None and field.effective <= field.exact
+    x = torch.rand(1, 3, 57, 75, generator=torch.Generator().manual_seed(4))
+    plan = tiling.plan_tiles(model, 57, 75, tile=24, halo_exact=True)
+    assert plan.halo >= field.exact
+    with torch.inference_mode():
+        assert float((tiling.tiled_forward(model, x, plan) - model(x)).abs().max()) <= 1e-5

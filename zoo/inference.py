@@ -165,7 +165,9 @@ def reuse_freed_memory() -> bool:
     cost of a higher peak RSS (freed blocks are not returned while in use, so fragmentation stays resident;
     ``zoo.tiling.SAFETY`` accounts for it). Returns False (and changes nothing) where the C library is not glibc."""
     libc = _libc()
-    return libc is not None and bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, KEEP_FREE_BYTES))
+    if libc is None:
+        return False
+    return bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, KEEP_FREE_BYTES))
 
 
 def release_free_memory() -> None:
