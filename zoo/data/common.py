@@ -238,7 +238,21 @@ def warn_overlap(train: list[str], held: list[str], root: str | None) -> None:
                     "eval_root to hold images out)", len(set(train) & set(held)), root)  # fmt: skip
 
 
-class CameraDataset(Dataset):
+class SampledDataset(Dataset):
+    """A dataset defined by ``sample(index) -> (HWC numpy arrays, record)``: items are its arrays as CHW tensors, and
+    ``describe(index)`` is its JSON-able record (id, files, crop, degradation parameters), recomputed on demand."""
+
+    def sample(self, index: int) -> tuple[dict[str, np.ndarray], dict]:
+        raise NotImplementedError
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return to_tensors(self.sample(index)[0])
+
+    def describe(self, index: int) -> dict:
+        return to_json(self.sample(index)[1])
+
+
+class CameraDataset(SampledDataset):
     """Base of the sources that photograph linear HDR content with the simulated camera (synthetic, folder).
 
     Subclasses implement ``item_id(index)`` and ``scene(index, rng) -> (H×W×3 linear float32, info dict)``. A sample
@@ -297,12 +311,6 @@ class CameraDataset(Dataset):
             arrays, record["augment"] = augment(arrays, rng)
         return arrays, record
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return to_tensors(self.sample(index)[0])
-
-    def describe(self, index: int) -> dict:
-        """The JSON-able id and degradation parameters of item ``index`` (recomputed: a pure function of it)."""
-        return to_json(self.sample(index)[1])
 
 
 def resize_area(image: np.ndarray, size: int) -> np.ndarray:

@@ -12,18 +12,15 @@ import re
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
 from zoo.data.common import (
     ImageCache,
+    SampledDataset,
     augment,
     centre_crop_box,
     choose,
     sample_rng,
     split_ids,
-    to_json,
-    to_tensors,
     warn_overlap,
 )
 from zoo.data.config import DataConfig
@@ -59,7 +56,7 @@ def list_ntire_pairs(root: str | Path | None, key: str = "data.root") -> dict[st
     return found
 
 
-class NtireDataset(Dataset):
+class NtireDataset(SampledDataset):
     """NTIRE 2021 frames.
 
     train: ``train_length`` random ``patch_size``² crops (sample i uses training frame i mod N) with random rot90/flip.
@@ -144,9 +141,3 @@ class NtireDataset(Dataset):
                 arrays, record["augment"] = augment(arrays, rng)
         return arrays, record
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return to_tensors(self.sample(index)[0])
-
-    def describe(self, index: int) -> dict:
-        """The JSON-able id, files and crop of item ``index``."""
-        return to_json(self.sample(index)[1])
