@@ -5,18 +5,19 @@ replicate-pad the bottom and right edges up to the spec's ``size_multiple``, whi
 size multiple 1). The framed image is cut into a grid of core tiles whose edges lie on multiples of the size multiple,
 so every window sees the same down-sampling grid as the whole image. Each core is computed from a *window* that adds
 ``halo`` pixels of real image context on every side (windows at the border are shifted inwards, so every window has
-the same size), and only the core of each output is kept. When the halo is at least the
-network's receptive-field radius, each kept output pixel depends on exactly the pixels it depends on in the untiled
-pass, so tiled and untiled outputs agree up to float rounding; with the (default) effective halo they agree to far
-better than 50 dB PSNR. Blending is not needed, and would only average two approximations.
+the same size), and only the core of each output is kept. When the halo is at least the network's receptive-field
+radius, each kept output pixel depends on exactly the pixels it depends on in the untiled pass, so tiled and untiled
+outputs agree up to float rounding; with the (default) effective halo they agree to far better than 50 dB PSNR.
+Blending is not needed, and would only average two approximations.
 
 The halo is *measured* on the model itself, with its own weights (``receptive_field``): from the input gradient of an
 aligned block of output pixels on a random input, the *effective* radius outside which at most ``EFFECTIVE_MASS``
 (1e-5) of the gradient mass lies is the default; the *exact* radius (the gradient's support; HDRUNet 93 px, the
 two-stage net 17 px) is available with ``halo_exact=True`` and makes tiles equal the untiled pass up to float
-rounding. On HDRUNet the effective halo is 24 px instead of 96 px, which halves the computation of a tiled 2 MP frame
-for a tiled-vs-untiled PSNR above 100 dB (tests/test_tiling.py checks ≥ 50 dB for every model). A model may declare
-``tiling_halo`` (pixels) to skip the measurement.
+rounding. On HDRUNet (random init) the effective halo is 20–24 px instead of 96 px: 2.4× less computation for a tiled
+1900×1060 frame under the default budget (results/bench/speed.csv), at a tiled-vs-untiled PSNR above 130 dB
+(speed_tiling.csv; tests/test_tiling.py checks ≥ 50 dB for every model). A model may declare ``tiling_halo`` (pixels)
+to skip the measurement.
 
 Global branches. A model whose spec says ``has_global_branch`` (SingleHDR's inverse response curve is a function of
 the whole image) cannot be tiled by cutting its input, since each tile would see a different curve. Such a model
