@@ -112,7 +112,8 @@ class SingleHDR(nn.Module):
         hal_raw = self.hallucination(b, taps)
         return b + alpha * torch.relu(hal_raw), hal_raw, alpha
 
-    def run(self, x: torch.Tensor, taps: Taps = None, refine: bool = True) -> dict[str, torch.Tensor]:
+    def run(self, x: torch.Tensor, taps: Taps = None, refine: bool = True,
+            invcrf: torch.Tensor | None = None) -> dict[str, torch.Tensor]:  # fmt: skip
         """The official graph on an input whose H and W are multiples of 32 (no padding).
 
         Returns deq_raw, C, invcrf (B, 1024), B, alpha (B, 1, H, W), hal_raw, A, and (with refinement) ref_raw; plus
@@ -120,7 +121,8 @@ class SingleHDR(nn.Module):
         All image tensors are (B, 3, H, W)."""
         out: dict[str, torch.Tensor] = {"deq_raw": self.dequantization(x)}
         out["C"] = torch.clamp(out["deq_raw"], 0.0, 1.0)
-        out["invcrf"] = self.linearization(out["C"], taps)
+        # a given curve (tiling: computed once on the whole image) replaces the Linearization-Net's on this input
+        out["invcrf"] = self.linearization(out["C"], taps) if invcrf is None else invcrf
         out["B"] = apply_rf(out["C"], out["invcrf"])
         out["A"], out["hal_raw"], out["alpha"] = self.expand_highlights(out["B"], taps)
         if self.refinement is None or not refine:
@@ -147,6 +149,24 @@ class SingleHDR(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: sRGB LDR (B, 3, H, W) in [0, 1], any H, W → linear relative HDR (B, 3, H, W), ≥ 0."""
         return self.stages(x)["output"]
+
+    # Tiling protocol (zoo/tiling.py): the response curve is the global branch, computed once on the whole image.
+
+    def tiling_frame(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+        """The padding ``stages`` applies to the whole image, and the (top, left) offset of x inside it."""
+        h, w = x.shape[-2:]
+        top, bottom = _pad_amounts(h, self.pad_border)
+        left, right = _pad_amounts(w, self.pad_border)
+        framed = pad_symmetric(x, top, bottom, left, right) if top or bottom or left or right else x
+        return framed, (top, left)
+
+    def global_context(self, framed: torch.Tensor) -> torch.Tensor:
+        """The inverse response curve (B, 1024) of the whole framed image, as ``run`` computes it."""
+        return self.linearization(torch.clamp(self.dequantization(framed), 0.0, 1.0))
+
+    def forward_with_context(self, window: torch.Tensor, invcrf: torch.Tensor) -> torch.Tensor:
+        """``run`` on a window of the framed image (H, W multiples of 32) with the whole image's curve."""
+        return self.run(window, invcrf=invcrf)["output"]
 
 
 def build_singlehdr(
