@@ -9,7 +9,7 @@
 
 from zoo.errors import ZooError
 from zoo.registry import ModelSpec, create_model, get_spec, list_models
+from zoo.inference import optimize_for_inference
 from zoo.weights import load_weights
-from zoo.inference import optimize_for_inference  # noqa: F401  (public API)
 
-__all__ = ["ZooError", "ModelSpec", "create_model", "get_spec", "list_models", "load_weights"]
+__all__ = ["ZooError", "ModelSpec", "create_model", "get_spec", "list_models", "load_weights", "optimize_for_inference"]
