@@ -36,8 +36,9 @@ def _np_ssim_terms(x: np.ndarray, y: np.ndarray, data_range: float = 1.0) -> tup
     return ssim.mean(), cs.mean()
 
 
-def _np_ms_ssim(x: np.ndarray, y: np.ndarray, official_bug: bool = False) -> float:
-    """MS-SSIM of (B, C, H, W) arrays: per image and channel, averaged; 2×2 mean pooling that drops odd rows."""
+def _np_ms_ssim(x: np.ndarray, y: np.ndarray, official_bug: bool = False, normalize: bool = True) -> float:
+    """MS-SSIM of (B, C, H, W) arrays: per image and channel, averaged; 2×2 mean pooling that drops odd rows;
+    ``normalize``: ssim and cs mapped through (x+1)/2 first (the official two-stage code)."""
     values = []
     for xi, yi in zip(x.reshape(-1, *x.shape[-2:]), y.reshape(-1, *y.shape[-2:])):
         ssims, css = [], []
@@ -47,6 +48,8 @@ def _np_ms_ssim(x: np.ndarray, y: np.ndarray, official_bug: bool = False) -> flo
                 xi = xi[: 2 * h, : 2 * w].reshape(h, 2, w, 2).mean(axis=(1, 3))
                 yi = yi[: 2 * h, : 2 * w].reshape(h, 2, w, 2).mean(axis=(1, 3))
             ssim, cs = _np_ssim_terms(xi, yi)
+            if normalize:
+                ssim, cs = (ssim + 1) / 2, (cs + 1) / 2
             ssims.append(ssim)
             css.append(cs)
         value = np.prod([c**w for c, w in zip(css[:4], MSSSIM_WEIGHTS[:4])])
@@ -66,12 +69,27 @@ def _image_pair(shape: tuple[int, ...], seed: int = 0) -> tuple[torch.Tensor, to
 
 @pytest.mark.parametrize("shape", [(1, 2, 176, 176), (2, 3, 64, 97)])
 @pytest.mark.parametrize("official_bug", [False, True])
-def test_ms_ssim_matches_numpy_reference(shape, official_bug):
+@pytest.mark.parametrize("normalize", [True, False])
+def test_ms_ssim_matches_numpy_reference(shape, official_bug, normalize):
     x, y = _image_pair(shape)
-    expected = _np_ms_ssim(x.numpy(), y.numpy(), official_bug)
-    assert ms_ssim(x, y, official_bug=official_bug).item() == pytest.approx(expected, abs=1e-10)
-    assert ms_ssim(x.float(), y.float(), official_bug=official_bug).item() == pytest.approx(expected, abs=1e-5)
+    expected = _np_ms_ssim(x.numpy(), y.numpy(), official_bug, normalize)
+    value = ms_ssim(x, y, official_bug=official_bug, normalize=normalize).item()
+    assert value == pytest.approx(expected, abs=1e-10)
+    assert ms_ssim(x.float(), y.float(), official_bug=official_bug, normalize=normalize).item() == pytest.approx(
+        expected, abs=1e-5)
     assert 0.3 < expected < 0.999  # a meaningful, non-degenerate comparison
+
+
+def test_ms_ssim_is_normalized_by_default_as_the_official_code():
+    """normalize=True (default) maps each term through (x+1)/2: the loss 1 - MS-SSIM is then close to half the raw
+    one (it weighs about half as much in the stage-I objective as the unnormalised form)."""
+    x, y = _image_pair((2, 3, 64, 64), seed=4)
+    ssim, cs = ms_ssim_terms(x, y)
+    w = torch.tensor(MSSSIM_WEIGHTS, dtype=x.dtype).view(-1, 1, 1)
+    mapped = (torch.prod(((cs[:-1] + 1) / 2) ** w[:-1], dim=0) * ((ssim[-1] + 1) / 2) ** w[-1]).mean()
+    assert ms_ssim(x, y).item() == pytest.approx(mapped.item(), rel=1e-12)
+    raw_loss, loss = 1 - ms_ssim(x, y, normalize=False).item(), 1 - ms_ssim(x, y).item()
+    assert 0.4 < loss / raw_loss < 0.6
 
 
 def test_single_scale_ssim_matches_scikit_image():
@@ -92,12 +110,15 @@ def test_ms_ssim_identity_is_one_and_differs_otherwise():
 
 
 def test_official_bug_is_the_fourfold_coarsest_ssim():
-    """Documented relation, per image and channel: bug = standard · ssim_5^(3·w5)."""
+    """Documented relation, per image and channel: bug = standard · ssim_5^(3·w5) (normalised ssim_5 by default)."""
     x, y = _image_pair((1, 1, 64, 64), seed=2)
     ssim, _ = ms_ssim_terms(x, y)
-    standard = ms_ssim(x, y).item()
-    bugged = ms_ssim(x, y, official_bug=True).item()
+    standard = ms_ssim(x, y, normalize=False).item()
+    bugged = ms_ssim(x, y, official_bug=True, normalize=False).item()
     assert bugged == pytest.approx(standard * ssim[-1].item() ** (3 * MSSSIM_WEIGHTS[-1]), rel=1e-12)
+    normalized = ms_ssim(x, y, official_bug=True).item()
+    assert normalized == pytest.approx(ms_ssim(x, y).item() * ((ssim[-1].item() + 1) / 2) ** (3 * MSSSIM_WEIGHTS[-1]),
+                                       rel=1e-12)
     assert abs(bugged - standard) > 1e-3
 
 

@@ -32,15 +32,18 @@ class TrainConfig:
     """Step budget and loop settings. Learning rates and schedules come from the model's recipe; ``lr_scale``
     multiplies them (1.0 = the official values)."""
 
-    steps: int = 1000
-    batch_size: int = 8
+    steps: Optional[int] = 1000  # null: the recipe's official schedule length (train=paper)
+    batch_size: Optional[int] = 8  # null: the recipe's official batch size
     lr_scale: float = 1.0
     log_every: int = 25
     checkpoint_every: int = 500  # steps; 0 = only at the end
     threads: int = 2  # torch intra-op threads per run
     device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda", "cuda:1", ...
     progress: bool = True
-    tensorboard: bool = False
+    tensorboard: bool = False  # TensorBoard scalars in <checkpoint_dir>/<run_id>/tb (pip install hdr-zoo[tensorboard])
+    # Training batches over which BatchNorm running statistics are recomputed before the weights are saved
+    # (zoo.train.recalibrate_batchnorm; models without BN are unaffected); 0 keeps the running averages of training.
+    bn_recalibration_batches: int = 32
     nan_policy: str = "stop"  # "stop" (error naming step and loss term) or "skip" (drop the step)
 
 

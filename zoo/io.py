@@ -144,13 +144,30 @@ def _image_to_write(path: Path, image: np.ndarray) -> np.ndarray:
     return image
 
 
+NEGATIVE_POLICIES = ("clamp", "refuse")
+
+
 def check_hdr(image: np.ndarray, path: str | Path) -> np.ndarray:
     """Refuse NaN, inf and negative values: every downstream step assumes finite non-negative radiance."""
+    return handle_negatives(image, path, "refuse")[0]
+
+
+def handle_negatives(image: np.ndarray, path: str | Path, policy: str) -> tuple[np.ndarray, int]:
+    """(image, number of negative values). NaN/inf are always refused. Negative values are what lossy HDR
+    compression (ringing next to suns and lamps) leaves in real files: ``"clamp"`` sets them to 0, ``"refuse"``
+    raises an error naming the file."""
+    if policy not in NEGATIVE_POLICIES:
+        raise ZooError(f"negative values policy: expected one of {', '.join(NEGATIVE_POLICIES)}, got {policy!r}")
     if not np.isfinite(image).all():
         raise ZooError(f"{path}: HDR image contains NaN or inf values; expected finite values")
-    if (image < 0).any():
-        raise ZooError(f"{path}: HDR image contains negative values (min {float(image.min()):.4g}); expected >= 0")
-    return image
+    negative = image < 0
+    count = int(np.count_nonzero(negative))
+    if count and policy == "refuse":
+        raise ZooError(f"{path}: HDR image contains {count} negative values (min {float(image.min()):.4g}); "
+                       f"expected >= 0 (data.negative_values=clamp sets them to 0)")  # fmt: skip
+    if count:
+        image = np.maximum(image, 0, out=image if image.flags.writeable else None)
+    return image, count
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -254,6 +271,8 @@ def read_exr(path: str | Path) -> np.ndarray:
             channels = f.channels()
             if "RGB" in channels:
                 image = channels["RGB"].pixels
+            elif "RGBA" in channels:  # alpha is coverage, not radiance: use the colour channels
+                image = channels["RGBA"].pixels[..., :3]
             elif all(c in channels for c in "RGB"):
                 image = np.stack([channels[c].pixels for c in "RGB"], axis=-1)
             else:
@@ -283,8 +302,14 @@ def write_hdr(path: str | Path, image: np.ndarray) -> Path:
     return atomic_write(path, write)
 
 
-def read_hdr_image(path: str | Path) -> np.ndarray:
-    """Read ``.exr`` or ``.hdr`` as float32 RGB, refusing NaN/inf/negative values."""
+def read_hdr_image(path: str | Path, negatives: str = "refuse") -> np.ndarray:
+    """Read ``.exr`` or ``.hdr`` as float32 RGB, refusing NaN/inf; negative values are refused or clamped to 0
+    (``negatives``, see ``handle_negatives``)."""
+    return read_hdr_counted(path, negatives)[0]
+
+
+def read_hdr_counted(path: str | Path, negatives: str = "refuse") -> tuple[np.ndarray, int]:
+    """``read_hdr_image`` that also returns how many values were negative in the file."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".exr":
@@ -298,7 +323,7 @@ def read_hdr_image(path: str | Path) -> np.ndarray:
         image = _to_rgb(_decode(path, cv2.IMREAD_UNCHANGED), path).astype(np.float32)
     else:
         raise ZooError(f"{path}: unsupported HDR format {suffix!r}; expected .exr or .hdr")
-    return check_hdr(image, path)
+    return handle_negatives(image, path, negatives)
 
 
 def write_png8(path: str | Path, image: np.ndarray) -> Path:

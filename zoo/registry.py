@@ -56,12 +56,15 @@ class Stage:
 @dataclass(frozen=True)
 class Recipe:
     """A model's training recipe: stages in order, training-only modules (e.g. a GAN discriminator), and the sample
-    keys its losses need beyond ``ldr``/``target`` (e.g. SingleHDR's intermediate targets)."""
+    keys its losses need beyond ``ldr``/``target`` (e.g. SingleHDR's intermediate targets). ``official_steps`` and
+    ``official_batch_size`` are the published schedule's length, used by ``train=paper`` (steps/batch null)."""
 
     stages: tuple[Stage, ...]
     aux_modules: Mapping[str, Callable[[], nn.Module]] = field(default_factory=dict)
     needs: tuple[str, ...] = ()
     notes: str = ""
+    official_steps: int | None = None
+    official_batch_size: int | None = None
 
 
 @dataclass(frozen=True)

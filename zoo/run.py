@@ -11,6 +11,7 @@ Under ``torchrun`` every rank trains (``zoo.distributed``); only rank 0 writes c
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -32,7 +33,14 @@ from zoo.errors import ZooError
 from zoo.evaluate import evaluate
 from zoo.preview import save_preview
 from zoo.registry import create_model, get_spec
-from zoo.train import first_nonfinite, fit, read_resume_state, seed_everything, write_resume_state
+from zoo.train import (
+    first_nonfinite,
+    fit,
+    read_resume_state,
+    recalibrate_batchnorm,
+    seed_everything,
+    write_resume_state,
+)
 from zoo.weights import load_weights, save_checkpoint
 
 log = logging.getLogger(__name__)
@@ -132,17 +140,18 @@ def _train_and_evaluate(cfg: RunConfig, rid: str) -> dict[str, Any] | None:
         recipe = spec.recipe(**cfg.model.recipe)
     except TypeError as exc:
         raise ZooError(f"model.recipe: bad option for {spec.name!r} ({exc})") from None
+    steps, batch_size = schedule(cfg, recipe)
     nets = nn.ModuleDict({"model": model, **{name: make() for name, make in recipe.aux_modules.items()}}).to(device)
 
     run_dir = Path(cfg.checkpoint_dir) / rid
     last = resume_path(cfg, rid)
     resume = None
     if last.is_file():
-        resume = read_resume_state(last, cfg.train.steps)
-        log.info("resuming run %s at step %d of %d from %s", rid, resume["step"], cfg.train.steps, last)
+        resume = read_resume_state(last, steps)
+        log.info("resuming run %s at step %d of %d from %s", rid, resume["step"], steps, last)
 
     train_set = None
-    if recipe.stages and cfg.train.steps > 0:
+    if recipe.stages and steps > 0:
         train_set = build_dataset(cfg.data, "train")
         missing = [k for k in recipe.needs if k not in train_set[0]]
         if missing:
@@ -150,14 +159,22 @@ def _train_and_evaluate(cfg: RunConfig, rid: str) -> dict[str, Any] | None:
                            f"training needs; use data=synthetic or data=folder")  # fmt: skip
     if distributed.is_main():
         run_dir.mkdir(parents=True, exist_ok=True)
-    state = fit(
-        nets, recipe, train_set, total_steps=cfg.train.steps, batch_size=cfg.train.batch_size, seed=cfg.seed,
-        device=device, lr_scale=cfg.train.lr_scale, log_every=cfg.train.log_every, num_workers=cfg.data.num_workers,
-        progress=cfg.train.progress, nan_policy=cfg.train.nan_policy, resume=resume,
-        checkpoint_every=cfg.train.checkpoint_every, save_checkpoint=lambda payload: write_resume_state(last, payload),
-    )  # fmt: skip
+    with scalar_logger(cfg.train.tensorboard, run_dir / "tb") as on_log:
+        state = fit(
+            nets, recipe, train_set, total_steps=steps, batch_size=batch_size, seed=cfg.seed, device=device,
+            lr_scale=cfg.train.lr_scale, log_every=cfg.train.log_every, num_workers=cfg.data.num_workers,
+            progress=cfg.train.progress, nan_policy=cfg.train.nan_policy, resume=resume,
+            checkpoint_every=cfg.train.checkpoint_every, on_log=on_log,
+            save_checkpoint=lambda payload: write_resume_state(last, payload),
+        )  # fmt: skip
     if not distributed.is_main():
         return None
+    if train_set is not None and state.step > 0:
+        layers = recalibrate_batchnorm(model, train_set, batches=cfg.train.bn_recalibration_batches,
+                                       batch_size=batch_size, seed=cfg.seed, start_step=steps, device=device)
+        if layers:
+            log.info("recomputed the running statistics of %d BatchNorm layers on %d training batches", layers,
+                     cfg.train.bn_recalibration_batches)  # fmt: skip
     bad = first_nonfinite(model)
     if bad is not None:  # fit refuses such checkpoints; this covers recipes without training stages
         raise ZooError(f"refusing to save final weights of run {rid}: {bad} is not finite")
@@ -197,6 +214,43 @@ def _train_and_evaluate(cfg: RunConfig, rid: str) -> dict[str, Any] | None:
         "history": state.history,
         "images": images,
     }
+
+
+def schedule(cfg: RunConfig, recipe) -> tuple[int, int]:
+    """(steps, batch size): the configured ones, or the recipe's official ones where the config says null."""
+    steps = recipe.official_steps if cfg.train.steps is None else cfg.train.steps
+    batch_size = recipe.official_batch_size if cfg.train.batch_size is None else cfg.train.batch_size
+    if steps is None or batch_size is None:
+        steps, batch_size = steps or 0, batch_size or 1  # recipes without training (baselines)
+    if steps < 0:
+        raise ZooError(f"train.steps: expected >= 0 (0 = no training), got {steps}")
+    if batch_size < 1:
+        raise ZooError(f"train.batch_size: expected >= 1, got {batch_size}")
+    return steps, batch_size
+
+
+@contextlib.contextmanager
+def scalar_logger(enabled: bool, folder: Path):
+    """The ``on_log`` callback of ``fit``: TensorBoard scalars under ``folder`` when enabled, else None."""
+    if not enabled or not distributed.is_main():
+        yield None
+        return
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise ZooError("train.tensorboard=true needs the tensorboard package (pip install 'hdr-zoo[tensorboard]')"
+                       ) from None  # fmt: skip
+    writer = SummaryWriter(log_dir=str(folder))
+
+    def on_log(entry: dict[str, float]) -> None:
+        for key, value in entry.items():
+            if key not in ("step", "stage") and isinstance(value, (int, float)):
+                writer.add_scalar(key, value, entry["step"])
+
+    try:
+        yield on_log
+    finally:
+        writer.close()
 
 
 def _check_complete(images: list[dict[str, Any]], metric_names: list[str]) -> None:

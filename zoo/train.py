@@ -70,14 +70,49 @@ class StepBatchSampler(Sampler[list[int]]):
         return max(0, self.stop - self.start)
 
 
+class EpochBatchSampler(Sampler[list[tuple[int, int]]]):
+    """``StepBatchSampler``'s batches as (epoch, index) pairs. The pool of ``length`` samples is drawn afresh every
+    epoch; the epoch of a step is the number of samples drawn before it divided by ``length`` (so it, too, is a pure
+    function of the step, and a resumed run sees the same samples)."""
+
+    def __init__(self, steps: StepBatchSampler):
+        self.steps = steps
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        for step, indices in zip(range(self.steps.start, self.steps.stop), self.steps):
+            epoch = step * self.steps.batch_size // self.steps.length
+            yield [(epoch, index) for index in indices]
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+
+class EpochedDataset(Dataset):
+    """Item ``(epoch, index)`` is item ``index`` of ``dataset`` after ``dataset.set_epoch(epoch)``: set on every access,
+    so each DataLoader worker process draws exactly the sample the main process would."""
+
+    def __init__(self, dataset: Dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]) -> Any:
+        epoch, index = key
+        set_epoch = getattr(self.dataset, "set_epoch", None)
+        if set_epoch is not None:
+            set_epoch(epoch)
+        return self.dataset[index]
+
+
 def batch_stream(dataset: Dataset, batch_size: int, seed: int, start: int, stop: int, num_workers: int = 0):
-    """Batches of steps ``start..stop-1`` (this rank's share under torchrun). The loader gets its own generator so
-    starting a stream never draws from the global torch RNG (which a resumed run restores exactly)."""
-    sampler = StepBatchSampler(len(dataset), batch_size, seed, start, stop, distributed.rank(),
-                               distributed.world_size())  # fmt: skip
+    """Batches of steps ``start..stop-1`` (this rank's share under torchrun), each epoch of ``len(dataset)`` samples
+    drawn afresh (``EpochBatchSampler``). The loader gets its own generator so starting a stream never draws from the
+    global torch RNG (which a resumed run restores exactly)."""
+    steps = StepBatchSampler(len(dataset), batch_size, seed, start, stop, distributed.rank(), distributed.world_size())
     generator = torch.Generator().manual_seed(seed)
-    return DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, persistent_workers=False,
-                      generator=generator)  # fmt: skip
+    return DataLoader(EpochedDataset(dataset), batch_sampler=EpochBatchSampler(steps), num_workers=num_workers,
+                      persistent_workers=False, generator=generator)  # fmt: skip
 
 
 def stage_bounds(stages: tuple[Stage, ...], total_steps: int) -> list[tuple[int, int]]:
@@ -377,6 +412,10 @@ def fit(
     """
     if nan_policy not in ("stop", "skip"):
         raise ZooError(f"train.nan_policy: expected 'stop' or 'skip', got {nan_policy!r}")
+    if total_steps < 0:
+        raise ZooError(f"train.steps: expected >= 0 (0 = no training), got {total_steps}")
+    if batch_size < 1:
+        raise ZooError(f"train.batch_size: expected >= 1, got {batch_size}")
     state = _restore(nets, resume) if resume is not None else FitState()
     optim_state = resume["optim"] if resume is not None else None
     if not recipe.stages or total_steps <= 0:
@@ -409,6 +448,7 @@ def fit(
                     sched.load_state_dict(saved)
             _set_train_mode(nets, stage)
             tic = time.perf_counter()
+            meter = StepMeter(state.step, total_steps)
             for batch in batch_stream(dataset, batch_size, seed, max(start, state.step), stop, num_workers):
                 batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
                 where = f"step {state.step + 1}/{total_steps} (stage {stage.name!r})"
@@ -442,6 +482,8 @@ def fit(
                     state.history.append(entry)
                     if on_log is not None and distributed.is_main():
                         on_log(entry)
+                    if bar is None and distributed.is_main():
+                        log.info(meter.line(entry))
                     if bar is not None:
                         losses = " ".join(f"{k.split('/')[-1]}={v:.4f}" for k, v in logs.items() if k.endswith("/loss"))
                         bar.set_postfix_str(f"{stage.name} {losses}")
@@ -460,6 +502,67 @@ def fit(
         bar.close()
     nets.eval()
     return state
+
+
+class StepMeter:
+    """Seconds per step and the time left, for the log line written every ``log_every`` steps without a bar."""
+
+    def __init__(self, step: int, total_steps: int):
+        self.step, self.total, self.tic = step, total_steps, time.perf_counter()
+
+    def line(self, entry: dict[str, Any]) -> str:
+        now = time.perf_counter()
+        per_step = (now - self.tic) / max(1, entry["step"] - self.step)
+        self.step, self.tic = entry["step"], now
+        eta = per_step * (self.total - entry["step"])
+        terms = " ".join(f"{k}={v:.4g}" for k, v in entry.items() if k not in ("step", "stage", "lr"))
+        return (f"step {entry['step']}/{self.total} [{entry['stage']}] {terms} lr={entry['lr']:.3g} "
+                f"{per_step:.3f} s/step ETA {_duration(eta)}")  # fmt: skip
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# BatchNorm statistics
+
+
+def batchnorm_layers(module: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    return [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, dataset: Dataset, *, batches: int, batch_size: int, seed: int,
+                          start_step: int, device: torch.device) -> int:  # fmt: skip
+    """Recompute every BatchNorm's running mean/variance as the plain average over ``batches`` training batches of
+    the whole model's forward pass (what ``torch.optim.swa_utils.update_bn`` does), so the evaluated (eval-mode)
+    model normalises as the trained (train-mode) one did.
+
+    Why: SingleHDR's BN layers keep TF's moving averages (decay 0.999 in slim, 0.9 in TensorLayer); over a short
+    budget the running statistics barely leave their initial (0, 1), and a sub-net trained in one stage sees other
+    inputs once the stages are joined. The batches are those of steps ``start_step ..`` of the same deterministic
+    stream (the steps after training), so the result is a pure function of the run. Returns the number of layers.
+    """
+    layers = batchnorm_layers(model)
+    if not layers or batches <= 0:
+        return 0
+    momenta = [layer.momentum for layer in layers]
+    was_training = model.training
+    for layer in layers:
+        layer.reset_running_stats()
+        layer.momentum = None  # cumulative moving average: equal weight for every batch
+    model.train()
+    try:
+        for batch in batch_stream(dataset, batch_size, seed, start_step, start_step + batches):
+            model(batch["ldr"].to(device))
+    finally:
+        for layer, momentum in zip(layers, momenta):
+            layer.momentum = momentum
+        model.train(was_training)
+    return len(layers)
 
 
 def _checkpoint(nets: nn.ModuleDict, state: FitState, index: int, stage: Stage, optim: StageOptim, total_steps: int,

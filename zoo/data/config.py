@@ -51,7 +51,7 @@ class DataConfig:
     NNNN_alignratio.npy).
     """
 
-    name: str = "synthetic"
+    name: str = "synthetic"  # synthetic | folder | real | mixed | ntire2021
     root: Optional[str] = None
     # A separate folder for the evaluation split (e.g. NTIRE validation frames with GT); None = hold out images of root.
     eval_root: Optional[str] = None
@@ -69,6 +69,11 @@ class DataConfig:
     # Random rescaling of file-source training crops (folder only; < 1 shows more context per patch).
     train_scale_min: float = 0.5
     train_scale_max: float = 1.0
+    # File sources: negative values (lossy-compression ringing in real files) are "clamp"ed to 0 and counted per
+    # image in the records, or "refuse"d (the file is reported and skipped).
+    negative_values: str = "clamp"
+    # mixed: share of training samples that are real-scene crops (the rest are procedural scenes).
+    real_fraction: float = 0.5
     cache_mb: int = 1024  # decoded images kept in memory per process (file sources)
     seed: int = 0
     num_workers: int = 0

@@ -15,10 +15,12 @@ from zoo.data.common import check_config
 from zoo.data.config import DataConfig
 from zoo.data.folder import FolderDataset
 from zoo.data.ntire import NtireDataset
+from zoo.data.real import MixedDataset, RealDataset
 from zoo.data.synthetic import SyntheticDataset
 from zoo.errors import ZooError
 
-SOURCES = {"synthetic": SyntheticDataset, "folder": FolderDataset, "ntire2021": NtireDataset}
+SOURCES = {"synthetic": SyntheticDataset, "folder": FolderDataset, "real": RealDataset, "mixed": MixedDataset,
+           "ntire2021": NtireDataset}
 
 
 def build_dataset(cfg: DataConfig, split: str) -> Dataset:

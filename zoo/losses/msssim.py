@@ -8,6 +8,11 @@ between scales; contrast-structure terms cs_1..cs_4 and the full SSIM at the coa
 
 computed per image and channel, then averaged over channels and the batch (as pytorch-msssim does).
 
+Normalisation (``normalize``, default True = the official two-stage code's ``normalize=True``): each ssim_s and cs_s
+is mapped through (x + 1) / 2 before the powers, so every factor lies in [0, 1] and the product never takes a
+fractional power of a negative value. The mapped value is closer to 1 than the raw one (1 − (x+1)/2 = (1 − x)/2), so
+the loss 1 − MS-SSIM is about half the raw definition's; ``normalize=False`` gives the raw Wang et al. form.
+
 Small inputs. With an 11-tap window at every scale the coarsest scale needs 11 px, so the standard needs H, W ≥ 176.
 Like the two-stage repo's MS-SSIM (``loss/pytorch_msssim``), the window shrinks to min(11, H_s, W_s) at each scale s
 instead of refusing: on the official 128×128 training patches the scales are 128, 64, 32, 16, 8 px and the last one
@@ -18,8 +23,8 @@ the coarsest scale would be empty, so smaller inputs raise ``ValueError``.
 multiplies cs_i^w_i · ssim_5^w5 for i = 1..4: the coarsest SSIM enters four times (ssim_5^(4·w5)) and cs_5 never does.
 Other details of that code are *not* reproduced, on purpose: it averages cs/ssim over the whole batch before taking
 powers, infers the data range from the prediction (255 if max > 128, else 1; a [0,1] prediction gives 1, as here),
-and takes fractional powers of negative values (NaN). Here negative terms are clamped to a small positive floor
-(pytorch-msssim clamps them to 0), which also keeps gradients finite.
+and takes fractional powers of negative values (NaN). Without normalisation, negative terms are clamped to a small
+positive floor (pytorch-msssim clamps them to 0), which also keeps gradients finite.
 """
 
 from __future__ import annotations
@@ -89,13 +94,17 @@ def ms_ssim_terms(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, lev
 
 
 def ms_ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, official_bug: bool = False,
-            weights: tuple[float, ...] = MSSSIM_WEIGHTS, window_size: int = WINDOW_SIZE) -> torch.Tensor:
+            weights: tuple[float, ...] = MSSSIM_WEIGHTS, window_size: int = WINDOW_SIZE,
+            normalize: bool = True) -> torch.Tensor:  # fmt: skip
     """MS-SSIM of ``x`` against ``y`` ((B, C, H, W), values in [0, data_range]); a scalar, 1 for identical inputs.
 
-    ``official_bug``: combine the scales as the two-stage repo does (coarsest SSIM to the power 4·w5, no cs_5); see
-    the module docstring. The training loss is ``1 - ms_ssim(prediction, target)``.
+    ``official_bug``: combine the scales as the two-stage repo does (coarsest SSIM to the power 4·w5, no cs_5);
+    ``normalize``: map ssim and cs through (x + 1) / 2 before the powers (official, default); see the module
+    docstring. The training loss is ``1 - ms_ssim(prediction, target)``.
     """
     ssim, cs = ms_ssim_terms(x, y, data_range, len(weights), window_size)
+    if normalize:
+        ssim, cs = (ssim + 1) / 2, (cs + 1) / 2
     w = torch.tensor(weights, dtype=x.dtype, device=x.device).view(-1, 1, 1)
     ssim = ssim.clamp_min(_FLOOR)
     cs = cs.clamp_min(_FLOOR)

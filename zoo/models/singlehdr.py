@@ -396,7 +396,9 @@ def singlehdr_recipe(
     notes = (f"SingleHDR staged recipe: {', '.join(s.name for s in stages)}; perceptual "
              f"{'on (' + str(vgg_weights) + ')' if vgg_weights else 'off (no vgg_weights)'}; "
              f"refinement_scale={refinement_scale}; hallucination_loss={hallucination_loss}")  # fmt: skip
-    return Recipe(stages=tuple(stages), needs=RECIPE_NEEDS, notes=notes)
+    # Official length: 500k iterations for each of Deq, Lin and Hal plus the 100k refinement fine-tune, batch 8.
+    return Recipe(stages=tuple(stages), needs=RECIPE_NEEDS, notes=notes, official_steps=1_600_000,
+                  official_batch_size=8)  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------------------------------------------

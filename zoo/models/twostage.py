@@ -437,6 +437,10 @@ def _stage2_loss(nets: nn.ModuleDict, batch: dict[str, torch.Tensor], cache: dic
     return loss, {"l1": l1.item(), "ciede2000": colour.item() / COLOUR_SCALE}
 
 
+# The paper's schedule: 7,551 training patches, 25 epochs, batch 8 → ceil(7551 · 25 / 8) steps.
+PAPER_STEPS = -(-7551 * 25 // 8)
+
+
 def twostage_recipe(stages: str = "both", ciede2000_grad: bool = True, msssim_official_bug: bool = False) -> Recipe:
     """The official HEAD recipe: one stage, three objectives stepped every iteration (stage I, discriminator,
     stage II), Adam lr 5e-4, betas (0.9, 0.99), constant learning rate.
@@ -462,8 +466,10 @@ def twostage_recipe(stages: str = "both", ciede2000_grad: bool = True, msssim_of
             f"two-stage official HEAD recipe (stages={stages}): Adam 5e-4 (0.9, 0.99), constant LR; stage I vs gt8 "
             "(L1 + 1-MS-SSIM + 1e-3 GAN), D with soft noisy labels, stage II on detached out1 (L1 + dE2000/255, "
             f"gradient {'on' if ciede2000_grad else 'off (official)'}); MS-SSIM official bug "
-            f"{'on' if msssim_official_bug else 'off'}. Official batch 8 of 128x128 crops, ~130k steps."
+            f"{'on' if msssim_official_bug else 'off'}. Paper schedule: batch 8, 25 epochs of 7,551 patches."
         ),
+        official_steps=PAPER_STEPS,
+        official_batch_size=8,
     )
 
 
