@@ -1,5 +1,6 @@
 """The ``zoo`` command. The only module that knows about Hydra: ``zoo run`` composes ``conf/`` into the typed
-``RunConfig`` and calls ``zoo.run.run``; the other subcommands are plain argparse.
+``RunConfig`` and calls ``zoo.run.run``; ``zoo eval`` composes ``conf/eval.yaml`` (the same groups) into ``EvalConfig``
+and calls ``zoo.eval_run.eval_run``; the other subcommands are plain argparse.
 
 Errors users can cause (``ZooError``) are printed as one line, ``error: ...``, with exit status 2.
 ``zoo run`` exit statuses: 0 done (a multirun: every job attempted; failed jobs are rows with status "failed"),
@@ -29,7 +30,9 @@ log = logging.getLogger("zoo")
 # zoo run: the Hydra app
 
 
-def _hydra_app(argv: list[str]) -> int:
+def _hydra_app(argv: list[str], command: str = "run") -> int:
+    """``zoo run`` (config ``conf/config.yaml`` → ``zoo.run.run``) or ``zoo eval`` (``conf/eval.yaml`` →
+    ``zoo.eval_run.eval_run``): the same config groups, the same error handling."""
     import hydra
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
@@ -41,10 +44,14 @@ def _hydra_app(argv: list[str]) -> int:
         raise ZooError(f"{CONF_DIR}: config folder not found; install the zoo from its repository (pip install -e .)")
     register_schema()
 
-    @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+    @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config" if command == "run" else "eval")
     def app(cfg: DictConfig) -> None:
         from zoo.report import format_rows
-        from zoo.run import run
+
+        if command == "run":
+            from zoo.run import run
+        else:
+            from zoo.eval_run import eval_run as run
 
         multirun = HydraConfig.get().mode == RunMode.MULTIRUN
         try:
@@ -64,7 +71,7 @@ def _hydra_app(argv: list[str]) -> int:
         if row:  # under torchrun only rank 0 returns its row
             print(format_rows([row]))
 
-    sys.argv = ["zoo run", *argv]
+    sys.argv = [f"zoo {command}", *argv]
     app()
     return 0
 
@@ -75,11 +82,15 @@ def _hydra_app(argv: list[str]) -> int:
 
 def _cmd_list(args: argparse.Namespace) -> int:
     import zoo
+    from zoo import pretrained
 
+    shipped = set(pretrained.available())
     for name in zoo.list_models():
         spec = zoo.get_spec(name)
         kind = "baseline" if spec.is_baseline else "model"
-        print(f"{name:14s} {kind:8s} output={spec.output_domain:15s} multiple={spec.size_multiple:<3d} {spec.paper}")
+        weights = "-" if spec.is_baseline else ("pretrained" if name in shipped else "no weights")
+        print(f"{name:14s} {kind:8s} {weights:10s} output={spec.output_domain:15s} multiple={spec.size_multiple:<3d} "
+              f"{spec.paper}")
     return 0
 
 
@@ -128,7 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="train + evaluate (Hydra app: `zoo run model=hdrunet train=smoke`, `-m` for sweeps)",
                    add_help=False)  # fmt: skip
-    sub.add_parser("list", help="list registered models").set_defaults(func=_cmd_list)
+    sub.add_parser("eval", help="evaluate models/checkpoints without training (Hydra app: `zoo eval model=hdrunet "
+                   "data=real`, `-m` for a models × datasets matrix)", add_help=False)  # fmt: skip
+    sub.add_parser("list", help="list registered models and which have shipped weights").set_defaults(func=_cmd_list)
 
     score = sub.add_parser("score", help="score NTIRE-format results against references, pairing by image ID")
     score.add_argument("reference_dir", help="folder with NNNN_gt.png + NNNN_alignratio.npy")
@@ -163,8 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        if argv and argv[0] == "run":
-            return _hydra_app(argv[1:])
+        if argv and argv[0] in ("run", "eval"):
+            return _hydra_app(argv[1:], argv[0])
         args = build_parser().parse_args(argv)
         if args.verbose:
             logging.getLogger().setLevel(logging.DEBUG)

@@ -59,11 +59,29 @@ class RunConfig:
     tag: str = ""  # free text copied into the row (e.g. an ablation label); not part of the run id
 
 
+@dataclass
+class EvalConfig:
+    """``zoo eval``: score a model with given weights on a dataset's frozen eval split, without training.
+
+    ``model.weights`` null means the model's shipped pretrained weights (``zoo list``); baselines need none. A row is
+    keyed by the weights file's sha256 (its contents, not its path), the model, the data and the seed."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    seed: int = 0
+    results_dir: str = "outputs/eval/runs"
+    threads: int = 2
+    device: str = "auto"
+    force: bool = False
+    tag: str = ""  # default: "eval-<data.name>", one report table per dataset
+
+
 def register_schema() -> None:
     from hydra.core.config_store import ConfigStore
 
     cs = ConfigStore.instance()
     cs.store(name="run_schema", node=RunConfig)
+    cs.store(name="eval_schema", node=EvalConfig)
     cs.store(group="model", name="model_schema", node=ModelConfig)
     cs.store(group="data", name="data_schema", node=DataConfig)
     cs.store(group="train", name="train_schema", node=TrainConfig)

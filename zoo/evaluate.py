@@ -6,7 +6,9 @@ This is the one place where model outputs meet metrics: ``zoo.domains.to_ntire``
 
 from __future__ import annotations
 
+import math
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,7 +16,9 @@ import torch
 from torch import nn
 
 from zoo import metrics
-from zoo.domains import to_ntire
+from zoo.data import DataConfig, build_dataset
+from zoo.domains import SCALE_RULE, to_ntire
+from zoo.errors import ZooError
 from zoo.registry import ModelSpec
 
 
@@ -40,3 +44,50 @@ def evaluate(model: nn.Module, spec: ModelSpec, dataset, device: torch.device) -
         rows.append({"image": str(described.get("id", index)), **metrics.compute_all(reference, result),
                      "seconds": seconds})  # fmt: skip
     return rows
+
+
+def evaluate_split(model: nn.Module, spec: ModelSpec, data: DataConfig, device: torch.device,
+                   preview_for: Path | None = None) -> dict[str, Any]:  # fmt: skip
+    """Score ``model`` on the frozen eval split of ``data``: the row fields shared by ``zoo run`` and ``zoo eval``
+    (mean of every metric, per-image metrics with each image's degradation record, timing, protocol). With
+    ``preview_for`` (a row path), a preview image of the first evaluation image is written beside it."""
+    from zoo.preview import save_preview
+
+    eval_set = build_dataset(data, "eval")
+    tic = time.perf_counter()
+    images = evaluate(model, spec, eval_set, device)
+    eval_seconds = time.perf_counter() - tic
+    metric_names = [k for k in images[0] if k in metrics.METRICS] if images else []
+    check_complete(images, metric_names)
+    if preview_for is not None and len(eval_set):
+        save_preview(preview_for, model, spec, eval_set[0], device)
+    if hasattr(eval_set, "describe"):
+        for i, image in enumerate(images):
+            image["degradation"] = eval_set.describe(i)
+    return {
+        **{name: finite_mean([im[name] for im in images]) for name in metric_names},
+        "n_images": len(images),
+        "eval_seconds": eval_seconds,
+        "seconds_per_image": float(np.mean([im["seconds"] for im in images])),
+        "output_domain": spec.output_domain,
+        "scale_rule": SCALE_RULE,
+        "protocol": metrics.PROTOCOL,
+        "images": images,
+    }
+
+
+def check_complete(images: list[dict[str, Any]], metric_names: list[str]) -> None:
+    """A NaN metric means the prediction of that image was not finite: the evaluation is incomplete, and a mean over
+    the other images would be a different benchmark. Fail the run instead of writing such metrics."""
+    if not images:
+        raise ZooError("the evaluation split is empty; expected at least one image (data.eval_count)")
+    bad = [im["image"] for im in images if any(isinstance(im[n], float) and math.isnan(im[n]) for n in metric_names)]
+    if bad:
+        raise ZooError(f"evaluation incomplete: {len(bad)} of {len(images)} images gave NaN metrics (first: {bad[0]}); "
+                       f"the model's predictions are not finite, so no metrics are written")  # fmt: skip
+
+
+def finite_mean(values: list[float]) -> float:
+    """Mean over images; an infinite value (identical images) is kept out of the mean and flagged by the report."""
+    finite = [v for v in values if np.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")

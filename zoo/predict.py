@@ -16,7 +16,8 @@ For every input (files, or folders of PNG/JPEG/TIFF/BMP, not recursive) it write
 An input that cannot be read is reported on one line and skipped; the others are still processed and the exit status
 is 1 if any failed. Large images are tiled automatically (``zoo.tiling``) to fit the memory budget; tiled and untiled
 results agree (the halo covers the effective receptive field; ``--exact-tiles`` covers all of it). Without
-``--weights`` the model has random weights (loud warning): useful for testing the pipeline only.
+``--weights`` the model's shipped pretrained weights are used (``zoo list`` shows which models have them); a model
+without them runs with random weights and a loud warning (useful for testing the pipeline only).
 """
 
 from __future__ import annotations
@@ -165,15 +166,22 @@ def build_model(name: str, weights: str | None, device: str, precision: str) -> 
     """The registered model with its weights (random, with a loud warning, when ``weights`` is None), prepared for
     inference (``zoo.optimize_for_inference``)."""
     from zoo.inference import optimize_for_inference, reuse_freed_memory
-    from zoo.registry import create_model
+    from zoo.registry import create_model, spec_of
     from zoo.weights import load_weights
 
+    from zoo import pretrained
+
     model = create_model(name)
-    if weights is None:
-        log.warning("*** no --weights given: model %r has RANDOM weights; its outputs are meaningless "
-                    "(use this only to test the pipeline) ***", name)  # fmt: skip
-    else:
+    if weights is not None:
         load_weights(model, weights)
+    elif spec_of(model).is_baseline:
+        pass  # nothing to learn, nothing to load
+    elif name in pretrained.available():
+        pretrained.load_pretrained(model, name)
+        log.info("using the shipped pretrained weights of %r (%s)", name, pretrained.weights_path(name))
+    else:
+        log.warning("*** no --weights given and %r has no shipped weights: RANDOM weights, outputs are meaningless "
+                    "(use this only to test the pipeline) ***", name)  # fmt: skip
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ZooError(f"--device {device}: CUDA is not available on this machine")
     model = model.to(device)
@@ -245,7 +253,8 @@ def add_predict_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of PNG/JPEG/TIFF/BMP")
     parser.add_argument("-o", "--out", required=True, metavar="OUTDIR", help="output folder (created if missing)")
     parser.add_argument("--model", required=True, help="registered model name (`zoo list`)")
-    parser.add_argument("--weights", help="weights file (zoo checkpoint or official layout); omit for random weights")
+    parser.add_argument("--weights", help="weights file (zoo checkpoint or official layout); default: the model's shipped "
+                        "pretrained weights (`zoo list`)")
     parser.add_argument("--format", choices=FORMATS, default="exr",
                         help="exr (float16 linear, default), hdr (Radiance linear) or ntire (uint16 PNG + alignratio)")
     parser.add_argument("--tile", type=int, metavar="N",

@@ -126,9 +126,10 @@ def get_spec(name: str) -> ModelSpec:
         raise ZooError(f"unknown model {name!r}{hint}; known models: {', '.join(known)}") from None
 
 
-def create_model(name: str, **overrides: Any) -> nn.Module:
+def create_model(name: str, pretrained: bool = False, **overrides: Any) -> nn.Module:
     """Build a registered model with its paper-default architecture. ``None``-valued overrides are dropped, so an
-    unset CLI/config value never replaces a model's own default (as timm does)."""
+    unset CLI/config value never replaces a model's own default (as timm does). ``pretrained=True`` loads the
+    shipped reference weights (``zoo.pretrained``; offline, part of the package); baselines have none to load."""
     spec = get_spec(name)
     kwargs = {k: v for k, v in overrides.items() if v is not None}
     try:
@@ -136,6 +137,10 @@ def create_model(name: str, **overrides: Any) -> nn.Module:
     except TypeError as exc:
         raise ZooError(f"model {name!r}: bad argument ({exc})") from None
     model.zoo_spec = spec  # lets load_weights/evaluate find the spec from the module
+    if pretrained and not spec.is_baseline:
+        from zoo.pretrained import load_pretrained  # function-level: zoo.weights imports this module
+
+        load_pretrained(model, name)
     return model
 
 

@@ -14,24 +14,20 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import math
 import platform
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
-from zoo import distributed, metrics, results
+from zoo import distributed, results
 from zoo.config import RunConfig
 from zoo.data import build_dataset
-from zoo.domains import SCALE_RULE
 from zoo.errors import ZooError
-from zoo.evaluate import evaluate
-from zoo.preview import save_preview
+from zoo.evaluate import evaluate_split
 from zoo.registry import create_model, get_spec
 from zoo.train import (
     first_nonfinite,
@@ -180,29 +176,13 @@ def _train_and_evaluate(cfg: RunConfig, rid: str) -> dict[str, Any] | None:
         raise ZooError(f"refusing to save final weights of run {rid}: {bad} is not finite")
     weights_path = save_checkpoint(run_dir / "model.pt", model, run_id=rid, step=state.step)
 
-    eval_set = build_dataset(cfg.data, "eval")
-    tic = time.perf_counter()
-    images = evaluate(model, spec, eval_set, device)
-    eval_seconds = time.perf_counter() - tic
-    metric_names = [k for k in images[0] if k in metrics.METRICS] if images else []
-    _check_complete(images, metric_names)
-    if len(eval_set):
-        save_preview(results.row_path(cfg.results_dir, rid), model, spec, eval_set[0], device)
-    if hasattr(eval_set, "describe"):
-        for i, image in enumerate(images):
-            image["degradation"] = eval_set.describe(i)
-    means = {name: _finite_mean([im[name] for im in images]) for name in metric_names}
+    evaluation = evaluate_split(model, spec, cfg.data, device, results.row_path(cfg.results_dir, rid))
+    images = evaluation.pop("images")
     return {
-        **means,
-        "n_images": len(images),
+        **evaluation,
         "params": sum(p.numel() for p in model.parameters()),
         "steps": state.step,
         "train_seconds": state.train_seconds,
-        "eval_seconds": eval_seconds,
-        "seconds_per_image": float(np.mean([im["seconds"] for im in images])) if images else float("nan"),
-        "output_domain": spec.output_domain,
-        "scale_rule": SCALE_RULE,
-        "protocol": metrics.PROTOCOL,
         "device": str(device),
         "threads": torch.get_num_threads(),
         "world_size": distributed.world_size(),
@@ -251,23 +231,6 @@ def scalar_logger(enabled: bool, folder: Path):
         yield on_log
     finally:
         writer.close()
-
-
-def _check_complete(images: list[dict[str, Any]], metric_names: list[str]) -> None:
-    """A NaN metric means the prediction of that image was not finite: the evaluation is incomplete, and a mean over
-    the other images would be a different benchmark. Fail the run instead of writing such metrics."""
-    if not images:
-        raise ZooError("the evaluation split is empty; expected at least one image (data.eval_count)")
-    bad = [im["image"] for im in images if any(isinstance(im[n], float) and math.isnan(im[n]) for n in metric_names)]
-    if bad:
-        raise ZooError(f"evaluation incomplete: {len(bad)} of {len(images)} images gave NaN metrics (first: {bad[0]}); "
-                       f"the model's predictions are not finite, so no metrics are written")  # fmt: skip
-
-
-def _finite_mean(values: list[float]) -> float:
-    """Mean over images; an infinite value (identical images) is kept out of the mean and flagged by the report."""
-    finite = [v for v in values if np.isfinite(v)]
-    return float(np.mean(finite)) if finite else float("nan")
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -1,0 +1,119 @@
+"""``zoo eval``: score a model with given weights on a dataset's frozen eval split, without training; one row each.
+
+``eval_run(cfg)`` takes the plain typed ``zoo.config.EvalConfig``. The row has the metric keys of ``zoo run`` rows
+(``psnr_l_ntire``, ``psnr_mu_ntire``, ``ssim_mu_ntire``, ``pu21_psnr_rgb``, ... with per-image values and degradation
+records) and is keyed by a hash of (model name and arguments, the sha256 of the weights file's *contents*, the
+evaluation data config, the seed): replacing a weights file gives a new row, never stale metrics; weights are read
+in place, never copied. The default weights are the model's shipped pretrained weights (``zoo.pretrained``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from zoo import pretrained, results
+from zoo.config import EvalConfig
+from zoo.data.common import check_config
+from zoo.errors import ZooError
+from zoo.evaluate import evaluate_split
+from zoo.registry import create_model, get_spec
+from zoo.run import resolve_device
+from zoo.train import first_nonfinite
+from zoo.weights import load_weights
+
+log = logging.getLogger(__name__)
+
+EVAL_FORMAT = "hdr-zoo-eval/1"
+DATA_TRAIN_ONLY = ("patch_size", "train_length", "num_workers", "train_scale_min", "train_scale_max", "real_fraction",
+                   "cache_mb")  # fmt: skip
+
+
+def resolve_weights(cfg: EvalConfig) -> tuple[Path | None, str]:
+    """(weights file or None, what they are): the given file, the shipped weights, or none for a baseline."""
+    spec = get_spec(cfg.model.name)
+    if cfg.model.weights:
+        path = Path(cfg.model.weights)
+        if not path.is_file():
+            raise ZooError(f"model.weights={cfg.model.weights}: no such weights file")
+        return path, "file"
+    if spec.is_baseline:
+        return None, "none (baseline)"
+    return pretrained.require(cfg.model.name), "pretrained"
+
+
+def eval_config(cfg: EvalConfig, weights_sha256: str) -> dict[str, Any]:
+    """What the row's metrics depend on (its id is a hash of this)."""
+    data = {k: v for k, v in dataclasses.asdict(cfg.data).items() if k not in DATA_TRAIN_ONLY}
+    return {"kind": "eval", "model": {"name": cfg.model.name, "args": dict(cfg.model.args),
+                                      "weights_sha256": weights_sha256},
+            "data": data, "seed": cfg.seed}  # fmt: skip
+
+
+def eval_id(config: dict[str, Any]) -> str:
+    blob = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return "eval-" + hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def eval_run(cfg: EvalConfig) -> dict[str, Any]:
+    """Evaluate one (model, weights, dataset); returns the row (also written to ``cfg.results_dir``)."""
+    torch.set_num_threads(max(1, cfg.threads))
+    check_config(cfg.data, "eval")
+    path, kind = resolve_weights(cfg)
+    sha = pretrained.sha256_of(path) if path is not None else "none"
+    config = eval_config(cfg, sha)
+    rid = eval_id(config)
+    tag = cfg.tag or f"eval-{cfg.data.name}"
+    existing = results.row_path(cfg.results_dir, rid)
+    if existing.is_file() and not cfg.force:
+        prior = results.read_row(existing)
+        if prior.get("status") == "ok":
+            log.info("%s: already evaluated (%s); skipping (force=true re-evaluates)", rid, existing)
+            return prior
+    base = {"run_id": rid, "format": EVAL_FORMAT, "model": cfg.model.name, "data": cfg.data.name, "seed": cfg.seed,
+            "tag": tag, "tags": [tag], "config": config, "weights": str(path) if path else "",
+            "weights_kind": kind, "weights_sha256": sha, "git_commit": results.git_commit()}  # fmt: skip
+    results_dir = Path(cfg.results_dir)
+    try:
+        results_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ZooError(f"results_dir={cfg.results_dir}: cannot create this folder ({exc.strerror})") from None
+    tic = time.perf_counter()
+    device = resolve_device(cfg.device)
+    spec = get_spec(cfg.model.name)
+    model = create_model(cfg.model.name, **cfg.model.args)
+    if path is not None:
+        load_weights(model, path)
+        bad = first_nonfinite(model)
+        if bad is not None:
+            raise ZooError(f"{path}: {bad} holds NaN or inf values; expected finite weights")
+    model = model.to(device).eval()
+    evaluation = evaluate_split(model, spec, cfg.data, device, results.row_path(results_dir, rid))
+    images = evaluation.pop("images")
+    row = {**base, **evaluation, "status": "ok", "error": "",
+           "params": sum(p.numel() for p in model.parameters()), "steps": _trained_steps(path),
+           "device": str(device), "threads": torch.get_num_threads(), "host": platform.node(),
+           "torch": torch.__version__, "wall_seconds": time.perf_counter() - tic, "images": images}  # fmt: skip
+    written = results.write_row(results_dir, row)
+    log.info("wrote %s", written)
+    return row
+
+
+def _trained_steps(path: Path | None) -> int:
+    """Training steps recorded in a zoo checkpoint (0 for none or an official file that does not say)."""
+    if path is None:
+        return 0
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:
+        return 0
+    step = payload.get("step", 0) if isinstance(payload, dict) else 0
+    return int(step) if isinstance(step, int) else 0
