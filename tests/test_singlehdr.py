@@ -493,3 +493,20 @@ def test_hallucination_encoder_from_vgg_file(random_vgg_file):
                                            state["features.0.bias"], padding=1)  # fmt: skip
     torch.testing.assert_close(folded[..., 1:-1, 1:-1], reference[..., 1:-1, 1:-1], atol=1e-4, rtol=1e-4)
     assert torch.equal(encoder.h2.conv_1.weight, state["features.5.weight"])
+
+
+def test_perceptual_term_is_in_caffe_units_whichever_convention(random_vgg_file):
+    """λp = 1e-3 was set for the official Caffe VGG (inputs ×255): one file read in both conventions gives distances
+    of the same order once the torchvision one is expressed in Caffe units (raw, it is ~57× smaller)."""
+    from zoo.losses.perceptual import TORCHVISION_TO_CAFFE
+
+    target = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    prediction = (target + 0.1 * torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(2))).clamp(0, 1)
+    caffe = PerceptualLoss(random_vgg_file, "caffe")(prediction, target)
+    torchvision = PerceptualLoss(random_vgg_file, "torchvision")(prediction, target)
+    raw = PerceptualLoss(random_vgg_file, "torchvision", scale=1.0)(prediction, target)
+    assert TORCHVISION_TO_CAFFE == pytest.approx(57.63, abs=0.01)
+    torch.testing.assert_close(torchvision, raw * TORCHVISION_TO_CAFFE)
+    ratio = (torchvision / caffe).tolist()
+    assert all(0.5 < r < 2 for r in ratio), ratio
+    assert all(r < 0.05 for r in (raw / caffe).tolist())

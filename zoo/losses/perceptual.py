@@ -8,6 +8,14 @@ Input conventions (``convention``):
 - ``"torchvision"``: RGB in [0, 1], normalised with the ImageNet mean/std (torchvision's weights);
 - ``"caffe"``: BGR ×255 minus the VGG mean (103.939, 116.779, 123.68), the convention of the official SingleHDR
   ``vgg16.npy`` and of HDRCNN's encoder.
+
+Magnitude. SingleHDR's λp = 1e-3 was set for the Caffe file, whose inputs span ±128: its activations are far larger
+than those of a torchvision-convention file fed (x − mean)/std, whose inputs span about ±2.5. The loss is therefore
+always expressed in the Caffe convention's units: with a torchvision-convention file the per-pool distances are
+multiplied by ``TORCHVISION_TO_CAFFE`` = 255 · mean(std) = 57.63, the ratio of the two conventions' input scales.
+A ReLU/max-pool network's activations scale linearly with its input (and biases), so for two files whose weights
+have comparable magnitudes (as the standard ImageNet VGG16 files do) this is the ratio of their activations; it is
+an estimate for independently trained files, so ``scale`` can be set explicitly.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ VGG16_STAGE_SIZES = (2, 2, 3, 3, 3)  # convs per pooling stage
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 IMAGENET_MEAN_RGB, IMAGENET_STD_RGB = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 CONVENTIONS = ("torchvision", "caffe")
+TORCHVISION_TO_CAFFE = 255.0 * sum(IMAGENET_STD_RGB) / 3  # ≈ 57.6: Caffe inputs per torchvision input unit
 
 
 def read_vgg16_convs(path: str | Path, n_convs: int = 13) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -109,13 +118,18 @@ class PerceptualLoss(nn.Module):
         weights: VGG16 weights file (torchvision layout) or None. Without weights the loss is 0 and a warning is
             logged once (the term is skipped, nothing is downloaded).
         convention: the weights' input convention, ``"torchvision"`` or ``"caffe"``.
+        scale: factor applied to the distance; None = the Caffe-units default for the convention (1 for "caffe",
+            ``TORCHVISION_TO_CAFFE`` for "torchvision"; see the module docstring).
 
     ``forward(prediction, target)``: images (B, 3, H, W) nominally in [0, 1] (SingleHDR feeds log-tone-mapped HDR)
     → (B,) losses. The frozen network follows the prediction's device and dtype.
     """
 
-    def __init__(self, weights: str | Path | None = None, convention: str = "torchvision"):
+    def __init__(self, weights: str | Path | None = None, convention: str = "torchvision", scale: float | None = None):
         super().__init__()
+        if convention not in CONVENTIONS:
+            raise ZooError(f"VGG16 input convention must be one of {CONVENTIONS}, got {convention!r}")
+        self.scale = float(scale) if scale is not None else (1.0 if convention == "caffe" else TORCHVISION_TO_CAFFE)
         self.weights = None if weights is None else str(weights)
         self.vgg = VGG16Pools(read_vgg16_convs(weights, 7), convention) if weights is not None else None
         self._warned = False
@@ -136,7 +150,8 @@ class PerceptualLoss(nn.Module):
             self.vgg.to(device=prediction.device, dtype=prediction.dtype)
         with torch.no_grad():
             target_pools = self.vgg(target)
-        return sum((p - t).abs().mean(dim=(1, 2, 3)) for p, t in zip(self.vgg(prediction), target_pools))
+        distance = sum((p - t).abs().mean(dim=(1, 2, 3)) for p, t in zip(self.vgg(prediction), target_pools))
+        return self.scale * distance
 
 
 def caffe_first_conv(weight: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

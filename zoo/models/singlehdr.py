@@ -341,6 +341,7 @@ RECIPE_NEEDS = ("ldr_unquantized", "linear_clipped", "linear_noisy", "inv_crf")
 def singlehdr_recipe(
     vgg_weights: str | None = None,
     vgg_convention: str = "torchvision",
+    vgg_scale: float | None = None,
     refinement: bool = True,
     refinement_scale: str = "aligned",
     hallucination_loss: str = "log_l1",
@@ -358,7 +359,9 @@ def singlehdr_recipe(
        Adam 1e-5, BN in training mode (official ``finetune_real_dataset.py``).
 
     Options: ``vgg_weights`` VGG16 file for the perceptual term (torchvision layout; None skips the term with one
-    warning); ``vgg_convention`` its input convention ("torchvision" or "caffe"); ``refinement`` False for the
+    warning); ``vgg_convention`` its input convention ("torchvision" or "caffe"); ``vgg_scale`` the factor
+    that puts the term in the official Caffe VGG's units (None: 1 for caffe, ≈57.6 for torchvision files, see
+    ``zoo.losses.perceptual``); ``refinement`` False for the
     three-net model (drops stage 5, fractions renormalised by the loop); ``refinement_scale`` "aligned" (default) or
     "mean" (official per-image mean-0.5 normalisation, see ``refinement_objective``); ``hallucination_loss``
     "log_l1" (official code) or "log_l2" (the paper's log-ℓ2, see ``hallucination_terms``).
@@ -375,7 +378,7 @@ def singlehdr_recipe(
         check_hallucination_loss,
     )
 
-    perceptual = PerceptualLoss(vgg_weights, vgg_convention)  # one instance: the missing-weights warning shows once
+    perceptual = PerceptualLoss(vgg_weights, vgg_convention, vgg_scale)  # one instance: the missing-weights warning shows once
     refine_loss = refinement_objective(refinement_scale)  # validates the option even when the stage is dropped
     check_hallucination_loss(hallucination_loss)
     joint_weights = JointWeights()
