@@ -1,22 +1,41 @@
 """Train, evaluate and ship the reference weights of the three models (``make reference``).
 
-    python scripts/reference.py train hdrunet      # zoo run on data=mixed at the budget below (resumes if interrupted)
-    python scripts/reference.py ship hdrunet       # copy the final weights into zoo/pretrained/ (+ zoo eval, model card)
+    python scripts/reference.py train hdrunet   # zoo run on data=mixed at the budget below (resumes if interrupted)
+    python scripts/reference.py ship hdrunet    # weights → zoo/pretrained/, zoo eval (synthetic + real), model card
+    python scripts/reference.py tables          # results/eval/ report + the README's reference table from the rows
 
-Budgets (steps × batch 8 × 64 px, one thread each) are the largest that fitted one working session on the project's
-2-core CPU machine with two models training side by side; the model cards record the wall time actually taken.
+Budgets (steps × batch 8 × 64 px, one torch thread each) are the largest that fitted one working session on the
+project's 2-core CPU machine with two models training side by side; each model card records the wall time taken.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import platform
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import torch
+
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from zoo import pretrained  # noqa: E402
+from zoo.stats import bootstrap_ci  # noqa: E402
+
 OUT = ROOT / "outputs" / "reference"
+EVAL_DIR = ROOT / "results" / "eval"
 BUDGETS = {"hdrunet": 5000, "twostage": 1600, "singlehdr": 2000}
+HALF = {"singlehdr"}  # stored as float16 (116 MB in float32); the card states the measured output difference
+DATASETS = ("real", "synthetic")
+HEADLINE = {"pu21_psnr_rgb": "PU21-PSNR (dB)", "psnr_mu_ntire": "PSNR-µ (dB)", "ssim_mu_ntire": "SSIM-µ",
+            "psnr_l_ntire": "PSNR-L (dB)"}  # fmt: skip
+TARGET_DB = 3.5  # SI-HDR: the smallest PU21-PSNR difference observers confirm
+README_BEGIN, README_END = "<!-- reference-table:begin -->", "<!-- reference-table:end -->"
 
 
 def zoo(*args: str) -> None:
@@ -32,14 +51,217 @@ def train_args(model: str) -> list[str]:
             f"hydra.run.dir={OUT / 'hydra' / model}"]  # fmt: skip
 
 
+def training_row(model: str) -> dict:
+    """The finished ``zoo run`` row of the reference training of ``model``."""
+    for path in sorted((OUT / "runs").glob("*.json")):
+        row = json.loads(path.read_text())
+        config = row.get("config", {})
+        if (row.get("model") == model and row.get("status") == "ok" and config.get("data", {}).get("name") == "mixed"
+                and config.get("train", {}).get("steps") == BUDGETS[model]):  # fmt: skip
+            return row
+    raise SystemExit(f"no finished reference training of {model} in {OUT / 'runs'}: run `train {model}` first")
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# ship
+
+
+def store_weights(model: str, row: dict) -> dict:
+    """Write zoo/pretrained/<model>.pt (float16 storage for HALF) and measure what the storage changes."""
+    import zoo as zoo_api
+    from zoo.data import DataConfig, build_dataset
+    from zoo.evaluate import predict_ntire
+    from zoo.weights import save_torch
+
+    source = torch.load(row["weights"], map_location="cpu", weights_only=True)
+    state = source["state_dict"]
+    dtype = torch.float16 if model in HALF else torch.float32
+    stored = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+    payload = {"format": source["format"], "model": model, "state_dict": stored, "args": {}, "step": source["step"],
+               "run_id": row["run_id"], "storage_dtype": str(dtype).replace("torch.", "")}  # fmt: skip
+    save_torch(pretrained.weights_path(model), payload)
+    # What float16 storage changes: outputs of the stored vs the trained weights on the real evaluation split.
+    spec = zoo_api.get_spec(model)
+    trained = zoo_api.create_model(model).eval()
+    trained.load_state_dict(state)
+    shipped = zoo_api.create_model(model, pretrained=True).eval()
+    held = build_dataset(DataConfig(name="real", eval_height=None, eval_width=None), "eval")
+    worst = 0.0
+    for index in range(len(held)):
+        ldr = held[index]["ldr"][None]
+        a, b = predict_ntire(trained, spec, ldr), predict_ntire(shipped, spec, ldr)
+        worst = max(worst, float(((a - b).abs() / a.abs().amax().clamp_min(1e-6)).max()))
+    return {"storage_dtype": payload["storage_dtype"], "max_output_difference": worst}
+
+
+def paired(rows: dict[str, dict], model: str, baseline: str, metric: str) -> dict:
+    """Mean and bootstrap 95 % CI of the per-image difference model − baseline (images matched by id)."""
+    ours = {im["image"]: im[metric] for im in rows[model]["images"]}
+    theirs = {im["image"]: im[metric] for im in rows[baseline]["images"]}
+    diffs = [ours[i] - theirs[i] for i in sorted(ours) if i in theirs]
+    est = bootstrap_ci(np.asarray(diffs, dtype=float))
+    return {"mean": est.mean, "low": est.low, "high": est.high, "n": est.n}
+
+
+def metric_ci(row: dict, metric: str) -> dict:
+    est = bootstrap_ci(np.asarray([im[metric] for im in row["images"]], dtype=float))
+    return {"mean": est.mean, "low": est.low, "high": est.high, "n": est.n}
+
+
+def eval_rows(model: str) -> dict[str, dict[str, dict]]:
+    """{dataset: {model: row}} of the shipped weights of ``model`` and of identity, from results/eval/runs."""
+    sha = pretrained.sha256_of(pretrained.weights_path(model))
+    found: dict[str, dict[str, dict]] = {d: {} for d in DATASETS}
+    for path in sorted((EVAL_DIR / "runs").glob("*.json")):
+        row = json.loads(path.read_text())
+        if row.get("status") != "ok" or row.get("data") not in found:
+            continue
+        if (row["model"] == model and row["weights_sha256"] == sha) or row["model"] == "identity":
+            found[row["data"]][row["model"]] = row
+    return found
+
+
+def ship(model: str) -> None:
+    row = training_row(model)
+    storage = store_weights(model, row)
+    for dataset in DATASETS:
+        for name in (model, "identity"):
+            zoo("eval", f"model={name}", f"data={dataset}", f"results_dir={EVAL_DIR / 'runs'}",
+                f"hydra.run.dir={OUT / 'hydra' / 'eval'}")  # fmt: skip
+    rows = eval_rows(model)
+    metrics = {d: {m: metric_ci(rows[d][model], m) for m in HEADLINE} for d in DATASETS}
+    versus = {d: {m: paired(rows[d], model, "identity", m) for m in ("pu21_psnr_rgb", "psnr_mu_ntire")}
+              for d in DATASETS}  # fmt: skip
+    cfg = row["config"]
+    card = {
+        "model": model,
+        "file": f"zoo/pretrained/{model}.pt",
+        "sha256": pretrained.sha256_of(pretrained.weights_path(model)),
+        "bytes": pretrained.weights_path(model).stat().st_size,
+        **storage,
+        "licence": "MIT (weights trained by hdr-zoo on CC0 scenes and procedural data)",
+        "training": {
+            "command": "python scripts/reference.py train " + model,
+            "run_id": row["run_id"], "git_commit": row["git_commit"], "steps": row["steps"],
+            "batch_size": cfg["train"]["batch_size"], "patch_size": cfg["data"]["patch_size"],
+            "real_fraction": cfg["data"]["real_fraction"], "recipe": cfg["model"]["recipe"],
+            "recipe_notes": row["recipe_notes"], "train_seconds": row["train_seconds"],
+            "wall_seconds": row["wall_seconds"], "threads": row["threads"], "device": row["device"],
+            "host": f"{row['host']} ({platform.machine()}, 2-core CPU; shared with a second training run)",
+        },
+        "data": "mixed: procedural scenes + crops of the 9 training scenes of zoo/data/assets/polyhaven (CC0), "
+                "50/50, through the simulated camera (training response curves, noise, JPEG)",
+        "evaluation": {d: {"run_id": rows[d][model]["run_id"], "n_images": rows[d][model]["n_images"]}
+                       for d in DATASETS},  # fmt: skip
+        "metrics": metrics,
+        "vs_identity": versus,
+    }
+    (pretrained.folder() / f"{model}.json").write_text(json.dumps(card, indent=1) + "\n")
+    (pretrained.folder() / f"{model}.md").write_text(model_card(card))
+    print(f"shipped {model}: {card['file']} ({card['bytes'] / 2**20:.1f} MiB, sha256 {card['sha256'][:16]}…)")
+
+
+def _ci(c: dict, digits: int = 2) -> str:
+    return f"{c['mean']:.{digits}f} [{c['low']:.{digits}f}, {c['high']:.{digits}f}]"
+
+
+def verdict(card: dict) -> str:
+    """What the real-scene evaluation says against identity and the 3.5 dB target."""
+    real = card["vs_identity"]["real"]
+    pu21, mu = real["pu21_psnr_rgb"], real["psnr_mu_ntire"]
+    beats = [name for name, d in (("PU21-PSNR", pu21), ("PSNR-µ", mu)) if d["low"] > 0]
+    loses = [name for name, d in (("PU21-PSNR", pu21), ("PSNR-µ", mu)) if d["high"] < 0]
+    parts = []
+    if len(beats) == 2:
+        parts.append("beats `identity` on both PU21-PSNR and PSNR-µ (95 % CI of the paired difference above 0)")
+    else:
+        parts.append(f"does not meet the standard: beats `identity` significantly on {', '.join(beats) or 'neither'}"
+                     + (f", significantly worse on {', '.join(loses)}" if loses else ""))
+    gap = TARGET_DB - pu21["mean"]
+    parts.append(f"PU21-PSNR {pu21['mean']:+.2f} dB vs identity: "
+                 + ("reaches" if gap <= 0 else f"{gap:.2f} dB short of") + f" the {TARGET_DB} dB SI-HDR target")
+    return "; ".join(parts) + "."
+
+
+def model_card(card: dict) -> str:
+    t = card["training"]
+    lines = [
+        f"# {card['model']} — hdr-zoo reference weights",
+        "",
+        "Generated by `python scripts/reference.py ship " + card["model"] + "` from the training row and the "
+        "`zoo eval` rows in `results/eval/runs/` (do not edit).",
+        "",
+        f"- **File**: `{card['file']}` ({card['bytes'] / 2**20:.1f} MiB, {card['storage_dtype']} storage; "
+        f"largest output difference to the trained float32 weights on the real evaluation split: "
+        f"{card['max_output_difference']:.2e} of the image peak), sha256 `{card['sha256']}`.",
+        f"- **Licence**: {card['licence']}.",
+        f"- **Use**: `zoo.create_model(\"{card['model']}\", pretrained=True)`, `zoo predict --model {card['model']} "
+        "photo.jpg -o out/`, `zoo eval model=" + card["model"] + " data=real`.",
+        f"- **Data**: {card['data']}. Split: `zoo/data/assets/polyhaven/README.md` (9 training, 8 evaluation scenes).",
+        f"- **Training**: `{t['command']}`: {t['steps']} steps × batch {t['batch_size']} × {t['patch_size']}² px "
+        f"patches, official recipe {json.dumps(t['recipe'])} ({t['recipe_notes']}); {t['threads']} torch thread on "
+        f"{t['device']}, {t['host']}; {t['train_seconds'] / 60:.0f} min of training, {t['wall_seconds'] / 60:.0f} "
+        f"min wall time; run `{t['run_id']}` at commit `{t['git_commit']}`.",
+        "",
+        "## Metrics (mean [95 % bootstrap CI] over the evaluation images)",
+        "",
+        "| evaluation | n | " + " | ".join(HEADLINE.values()) + " | Δ PU21-PSNR vs identity | Δ PSNR-µ vs identity |",
+        "|---|---|" + "---|" * (len(HEADLINE) + 2),
+    ]
+    for dataset in DATASETS:
+        m, v = card["metrics"][dataset], card["vs_identity"][dataset]
+        name = {"real": "real scenes (8 held-out, full 512×256)", "synthetic": "synthetic (8 scenes, 128×192)"}[dataset]
+        lines.append(f"| {name} | {card['evaluation'][dataset]['n_images']} | "
+                     + " | ".join(_ci(m[k], 4 if k.startswith("ssim") else 2) for k in HEADLINE)
+                     + f" | {_ci(v['pu21_psnr_rgb'])} | {_ci(v['psnr_mu_ntire'])} |")  # fmt: skip
+    lines += ["", "Δ: paired per-image difference to the `identity` baseline on the same images (bootstrap CI).", "",
+              "**Verdict (real scenes)**: this model " + verdict(card), ""]  # fmt: skip
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# tables
+
+
+def tables() -> None:
+    """results/eval/ report from the eval rows, and the README's reference table from the model cards."""
+    zoo("report", "--runs", str(EVAL_DIR / "runs"), "--out", str(EVAL_DIR))
+    lines = [README_BEGIN, "", "| model | weights | " + " | ".join(f"{d}: {n}" for d in ("real",)
+                                                                   for n in ("PU21-PSNR", "PSNR-µ", "SSIM-µ"))
+             + " | Δ PU21 vs identity (real) | Δ PSNR-µ vs identity (real) | synthetic: PU21-PSNR | verdict |",
+             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for model in sorted(pretrained.available()):
+        card = pretrained.card(model)
+        real, syn, v = card["metrics"]["real"], card["metrics"]["synthetic"], card["vs_identity"]["real"]
+        ok = v["pu21_psnr_rgb"]["low"] > 0 and v["psnr_mu_ntire"]["low"] > 0
+        lines.append(f"| `{model}` | [card](zoo/pretrained/{model}.md), {card['training']['steps']} steps | "
+                     f"{_ci(real['pu21_psnr_rgb'])} | {_ci(real['psnr_mu_ntire'])} | {_ci(real['ssim_mu_ntire'], 4)} | "
+                     f"{_ci(v['pu21_psnr_rgb'])} | {_ci(v['psnr_mu_ntire'])} | {_ci(syn['pu21_psnr_rgb'])} | "
+                     f"{'beats identity' if ok else 'below the standard'} |")  # fmt: skip
+    identity = next(iter(eval_rows(sorted(pretrained.available())[0])["real"].values()), None) if pretrained.available() else None
+    if identity is not None and identity["model"] == "identity":
+        lines.append(f"| `identity` | baseline | {_ci(metric_ci(identity, 'pu21_psnr_rgb'))} | "
+                     f"{_ci(metric_ci(identity, 'psnr_mu_ntire'))} | {_ci(metric_ci(identity, 'ssim_mu_ntire'), 4)} | "
+                     "— | — | — | — |")  # fmt: skip
+    lines += ["", README_END]
+    readme = (ROOT / "README.md").read_text()
+    pattern = re.compile(re.escape(README_BEGIN) + ".*?" + re.escape(README_END), re.S)
+    if not pattern.search(readme):
+        raise SystemExit(f"README.md has no {README_BEGIN} … {README_END} block")
+    (ROOT / "README.md").write_text(pattern.sub(lambda _: "\n".join(lines), readme))
+    print("README.md reference table updated")
+
+
 def main(argv: list[str]) -> None:
+    if argv == ["tables"]:
+        return tables()
     if len(argv) != 2 or argv[0] not in ("train", "ship") or argv[1] not in BUDGETS:
-        sys.exit(f"usage: python scripts/reference.py train|ship {'|'.join(BUDGETS)}")
+        sys.exit(f"usage: python scripts/reference.py train|ship {'|'.join(BUDGETS)} | tables")
     action, model = argv
     if action == "train":
         zoo("run", *train_args(model))
     else:
-        raise SystemExit("ship: not implemented yet")
+        ship(model)
 
 
 if __name__ == "__main__":
