@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 export OPENCV_IO_ENABLE_OPENEXR := 1
 
-.PHONY: help install test test-all sweep report results bench clean
+.PHONY: help install test test-all sweep report results reference bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ report: $(STAMP)  ## regenerate results/ tables and plots from results/runs/ (se
 
 results: $(STAMP)  ## the committed results: zoo sweep + 3 ablations at train=budget, report, run log (~40 min)
 	$(BIN)/python scripts/make_results.py
+
+reference: $(STAMP)  ## the shipped weights: train the 3 models on data=mixed, zoo eval, model cards, README table (~3 h)
+	$(BIN)/python scripts/reference.py all
 
 bench: $(STAMP)  ## speed benchmarks; tables printed, CSV written to results/bench/
 	$(BIN)/python benchmarks/data_speed.py

@@ -3,6 +3,8 @@
     python scripts/reference.py train hdrunet   # zoo run on data=mixed at the budget below (resumes if interrupted)
     python scripts/reference.py ship hdrunet    # weights → zoo/pretrained/, zoo eval (synthetic + real), model card
     python scripts/reference.py tables          # results/eval/ report + the README's reference table from the rows
+    python scripts/reference.py all             # all of it (`make reference`): two trainings side by side, then
+                                                # the third, then ship the three and make the tables
 
 Budgets (steps × batch 8 × 64 px, one torch thread each) are the largest that fitted one working session on the
 project's 2-core CPU machine with two models training side by side; each model card records the wall time taken.
@@ -29,7 +31,7 @@ from zoo.stats import bootstrap_ci  # noqa: E402
 
 OUT = ROOT / "outputs" / "reference"
 EVAL_DIR = ROOT / "results" / "eval"
-BUDGETS = {"hdrunet": 5000, "twostage": 1600, "singlehdr": 2000}
+BUDGETS = {"hdrunet": 5000, "twostage": 1600, "singlehdr": 1200}
 HALF = {"singlehdr"}  # stored as float16 (116 MB in float32); the card states the measured output difference
 DATASETS = ("real", "synthetic")
 HEADLINE = {"pu21_psnr_rgb": "PU21-PSNR (dB)", "psnr_mu_ntire": "PSNR-µ (dB)", "ssim_mu_ntire": "SSIM-µ",
@@ -252,11 +254,28 @@ def tables() -> None:
     print("README.md reference table updated")
 
 
+def run_all() -> None:
+    """The order used for the shipped weights: hdrunet and twostage side by side (one thread each), then singlehdr
+    (which started when twostage finished), then ship and tables. Rerunning skips finished trainings and resumes
+    interrupted ones from their checkpoints."""
+    me = [sys.executable, __file__]
+    hdrunet = subprocess.Popen([*me, "train", "hdrunet"])
+    for model in ("twostage", "singlehdr"):
+        subprocess.run([*me, "train", model], check=True)
+    if hdrunet.wait() != 0:
+        raise SystemExit("hdrunet training failed (see its log above)")
+    for model in BUDGETS:
+        ship(model)
+    tables()
+
+
 def main(argv: list[str]) -> None:
     if argv == ["tables"]:
         return tables()
+    if argv == ["all"]:
+        return run_all()
     if len(argv) != 2 or argv[0] not in ("train", "ship") or argv[1] not in BUDGETS:
-        sys.exit(f"usage: python scripts/reference.py train|ship {'|'.join(BUDGETS)} | tables")
+        sys.exit(f"usage: python scripts/reference.py train|ship {'|'.join(BUDGETS)} | tables | all")
     action, model = argv
     if action == "train":
         zoo("run", *train_args(model))
