@@ -34,6 +34,7 @@ EVAL_DIR = ROOT / "results" / "eval"
 BUDGETS = {"hdrunet": 5000, "twostage": 1600, "singlehdr": 1200}
 HALF = {"singlehdr"}  # stored as float16 (116 MB in float32); the card states the measured output difference
 DATASETS = ("real", "synthetic")
+BASELINES = ("identity", "inverse_gamma", "landis")
 HEADLINE = {"pu21_psnr_rgb": "PU21-PSNR (dB)", "psnr_mu_ntire": "PSNR-µ (dB)", "ssim_mu_ntire": "SSIM-µ",
             "psnr_l_ntire": "PSNR-L (dB)"}  # fmt: skip
 TARGET_DB = 3.5  # SI-HDR: the smallest PU21-PSNR difference observers confirm
@@ -121,6 +122,16 @@ def eval_rows(model: str) -> dict[str, dict[str, dict]]:
         if (row["model"] == model and row["weights_sha256"] == sha) or row["model"] == "identity":
             found[row["data"]][row["model"]] = row
     return found
+
+
+def baseline_rows(dataset: str) -> list[dict]:
+    """The baselines' eval rows on ``dataset`` (one per baseline), sorted by name."""
+    rows = {}
+    for path in sorted((EVAL_DIR / "runs").glob("*.json")):
+        row = json.loads(path.read_text())
+        if row.get("status") == "ok" and row.get("data") == dataset and row.get("model") in BASELINES:
+            rows[row["model"]] = row
+    return [rows[name] for name in sorted(rows)]
 
 
 def ship(model: str) -> None:
@@ -226,7 +237,10 @@ def model_card(card: dict) -> str:
 
 
 def tables() -> None:
-    """results/eval/ report from the eval rows, and the README's reference table from the model cards."""
+    """Baselines on both evaluation sets, results/eval/ report from the eval rows, and the README's reference table
+    from the model cards."""
+    zoo("eval", "-m", "model=" + ",".join(BASELINES), "data=" + ",".join(DATASETS), f"results_dir={EVAL_DIR / 'runs'}",
+        f"hydra.sweep.dir={OUT / 'hydra' / 'eval-baselines'}")  # fmt: skip
     zoo("report", "--runs", str(EVAL_DIR / "runs"), "--out", str(EVAL_DIR))
     lines = [README_BEGIN, "", "| model | weights | " + " | ".join(f"{d}: {n}" for d in ("real",)
                                                                    for n in ("PU21-PSNR", "PSNR-µ", "SSIM-µ"))
@@ -240,11 +254,10 @@ def tables() -> None:
                      f"{_ci(real['pu21_psnr_rgb'])} | {_ci(real['psnr_mu_ntire'])} | {_ci(real['ssim_mu_ntire'], 4)} | "
                      f"{_ci(v['pu21_psnr_rgb'])} | {_ci(v['psnr_mu_ntire'])} | {_ci(syn['pu21_psnr_rgb'])} | "
                      f"{'beats identity' if ok else 'below the standard'} |")  # fmt: skip
-    identity = next(iter(eval_rows(sorted(pretrained.available())[0])["real"].values()), None) if pretrained.available() else None
-    if identity is not None and identity["model"] == "identity":
-        lines.append(f"| `identity` | baseline | {_ci(metric_ci(identity, 'pu21_psnr_rgb'))} | "
-                     f"{_ci(metric_ci(identity, 'psnr_mu_ntire'))} | {_ci(metric_ci(identity, 'ssim_mu_ntire'), 4)} | "
-                     "— | — | — | — |")  # fmt: skip
+    for row in baseline_rows("real"):
+        lines.append(f"| `{row['model']}` | baseline | {_ci(metric_ci(row, 'pu21_psnr_rgb'))} | "
+                     f"{_ci(metric_ci(row, 'psnr_mu_ntire'))} | {_ci(metric_ci(row, 'ssim_mu_ntire'), 4)} | — | — | "
+                     f"{_ci(metric_ci(next(r for r in baseline_rows('synthetic') if r['model'] == row['model']), 'pu21_psnr_rgb'))} | — |")  # fmt: skip
     lines += ["", README_END]
     readme = (ROOT / "README.md").read_text()
     pattern = re.compile(re.escape(README_BEGIN) + ".*?" + re.escape(README_END), re.S)

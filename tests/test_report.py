@@ -219,3 +219,21 @@ def test_preview_crop_and_round_trip(tmp_path):
     panels = load_preview(preview_path(row_path))
     assert np.array_equal(panels["prediction"], panels["reference"]) and panels["input"].shape == (40, 60, 3)
     assert np.allclose(panels["input"], ldr, atol=0.5 / 255)
+
+
+@pytest.mark.parametrize("kind", ["missing", "empty"])
+def test_report_refuses_a_missing_or_empty_runs_folder_and_touches_nothing(tmp_path, kind):
+    import subprocess
+    import sys
+
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "tables.md").write_text("committed tables\n")
+    runs = tmp_path / "typo"
+    if kind == "empty":
+        runs.mkdir()
+    proc = subprocess.run([sys.executable, "-m", "zoo.cli", "report", "--runs", str(runs), "--out", str(out)],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"error: --runs {runs}:" in proc.stderr and "nothing written" in proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["tables.md"] and (out / "tables.md").read_text() == "committed tables\n"

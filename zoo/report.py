@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from zoo.errors import ZooError
 from zoo.stats import Estimate, bootstrap_ci
 
 if TYPE_CHECKING:
@@ -498,7 +499,11 @@ def write_report(runs_dir: Path, out_dir: Path, plots: bool = True) -> str:
     from zoo.io import atomic_write
 
     runs_dir, out_dir = Path(runs_dir), Path(out_dir)
+    if not runs_dir.is_dir():
+        raise ZooError(f"--runs {runs_dir}: no such folder; expected a folder of result rows (*.json); nothing written")
     rows, unreadable = load_run_rows(runs_dir)
+    if not rows and not unreadable:
+        raise ZooError(f"--runs {runs_dir}: holds no result rows (*.json); nothing written")
     failed = [r for r in rows if r.get("status") != "ok"]
     failed.sort(key=lambda r: (str(r.get("model", "")), int(r.get("seed", 0)), r["run_id"]))
     bench, bench_note = read_bench(out_dir / BENCH_CSV)
