@@ -12,6 +12,8 @@ from zoo.complexity import gmacs
 from zoo.preview import highlight_crop, load_preview, preview_path, preview_strip
 from zoo.report import SIGNIFICANCE_DB, build_tables, write_report
 from zoo.results import write_row
+
+from conftest import REPO
 from zoo.stats import bootstrap_ci
 
 HEADLINE = ("psnr_l_ntire", "psnr_mu_ntire", "ssim_mu_ntire", "pu21_psnr_rgb")
@@ -146,14 +148,26 @@ def test_same_label_different_configs_are_told_apart():
     assert labels == ["hdrunet [train.steps=10]", "hdrunet [train.steps=99]"]
 
 
-def test_benchmark_latency_is_read_when_present(runs, tmp_path):
+def test_benchmark_latency_is_the_1900x1060_figure_of_the_benchmarks_own_csv(runs, tmp_path):
+    """On the CSV benchmarks/speed.py wrote (results/bench/speed.csv): the official variant's seconds at the NTIRE
+    frame, untiled where measured, the mode named; n/a for baselines and ablation variants (not benchmarked)."""
+    import shutil
+
+    from zoo.report import read_bench
+
     folder, _ = runs
     (tmp_path / "bench").mkdir()
-    (tmp_path / "bench" / "speed.csv").write_text("model,height,width,seconds_per_image\nhdrunet,64,64,0.5\n"
-                                                  "hdrunet,1060,1900,2.5\ntwostage,1060,1900,4.0\n")  # fmt: skip
+    shutil.copy(REPO / "results" / "bench" / "speed.csv", tmp_path / "bench" / "speed.csv")
+    with (tmp_path / "bench" / "speed.csv").open(newline="") as handle:
+        produced = [r for r in csv.DictReader(handle) if r["model"] == "hdrunet" and r["size"] == "1900x1060"
+                    and r["mode"] == "optimized"]  # fmt: skip
+    bench, _ = read_bench(tmp_path / "bench" / "speed.csv")
+    assert bench["hdrunet"] == (float(produced[0]["seconds"]), "untiled")
     write_report(folder, tmp_path, plots=False)
     zoo = {r["label"]: r for r in read_csv(tmp_path / "summary.csv") if r["table"] == "zoo"}
-    assert zoo["hdrunet"]["seconds_per_image_bench"] == "2.5000" and zoo["identity"]["seconds_per_image_bench"] == ""
+    assert float(zoo["hdrunet"]["seconds_per_image_bench"]) == pytest.approx(float(produced[0]["seconds"]), rel=1e-3)
+    assert zoo["hdrunet"]["bench_mode"] == "untiled"
+    assert zoo["identity"]["seconds_per_image_bench"] == "" and zoo["identity"]["bench_mode"] == ""
 
 
 # ----------------------------------------------------------------------------------------------------------------------

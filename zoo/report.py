@@ -83,6 +83,7 @@ class Variant:
     estimates: dict[str, Estimate] = field(default_factory=dict)
     gmacs: float = math.nan
     bench_seconds: float = math.nan
+    bench_mode: str = ""
 
     @property
     def seeds(self) -> list[int]:
@@ -209,7 +210,7 @@ def _estimate(rows: list[dict[str, Any]], metric: str) -> Estimate:
     return bootstrap_ci(grid)
 
 
-def build_tables(rows: list[dict[str, Any]], bench: dict[str, float] | None = None) -> list[Table]:
+def build_tables(rows: list[dict[str, Any]], bench: dict[str, tuple[float, str]] | None = None) -> list[Table]:
     """Group finished rows into tables of variants (see the module docstring); deterministic for the same rows."""
     from zoo.complexity import gmacs
 
@@ -236,7 +237,8 @@ def build_tables(rows: list[dict[str, Any]], bench: dict[str, float] | None = No
                                   rows=members)  # fmt: skip
                 variant.estimates = {m: _estimate(members, m) for m in HEADLINE}
                 variant.gmacs = gmacs(first["model"], variant.config.get("model", {}).get("args", {}))
-                variant.bench_seconds = (bench or {}).get(first["model"], math.nan)
+                if not variant.config.get("model", {}).get("args"):  # the benchmark runs the official variant only
+                    variant.bench_seconds, variant.bench_mode = (bench or {}).get(first["model"], (math.nan, ""))
                 variants.append(variant)
             _disambiguate(variants)
             variants.sort(key=lambda v: (v.baseline, v.label))
@@ -273,33 +275,31 @@ def load_run_rows(runs_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
     return rows, unreadable
 
 
-SECONDS_COLUMNS = ("seconds_per_image", "seconds", "latency_s")
+BENCH_SIZE = "1900x1060"  # the NTIRE frame (width x height), as benchmarks/speed.py names sizes
+BENCH_MODES = (("optimized", "untiled"), ("tiled", "tiled"))  # preferred first: the zoo's own inference path
+BENCH_COLUMNS = ("model", "size", "mode", "status", "seconds")
 
 
-def read_bench(path: Path) -> tuple[dict[str, float], str]:
-    """Seconds per image per model from the speed benchmark's CSV (columns ``model`` and ``seconds_per_image``; when it
-    has ``height``/``width``, the largest size measured), and a note saying what was used; ({}, "") without a file."""
+def read_bench(path: Path) -> tuple[dict[str, tuple[float, str]], str]:
+    """{model: (seconds per image at 1900×1060, mode)} from ``benchmarks/speed.py``'s CSV (columns model, size, mode,
+    status, seconds): the untiled zoo path where measured, else the tiled one; and a note saying what was used.
+    ({}, "") without a file. The benchmark measures the official variant of each model only."""
     if not path.is_file():
         return {}, ""
     with path.open(newline="") as handle:
         records = list(csv.DictReader(handle))
-    column = next((c for c in SECONDS_COLUMNS if records and c in records[0]), None)
-    if not records or "model" not in records[0] or column is None:
-        log.warning("%s: expected columns 'model' and one of %s; benchmark latency left out", path, SECONDS_COLUMNS)
+    if not records or any(c not in records[0] for c in BENCH_COLUMNS):
+        log.warning("%s: expected the speed benchmark's columns %s; benchmark latency left out", path, BENCH_COLUMNS)
         return {}, ""
-    if "height" in records[0] and "width" in records[0]:
-        largest = max(int(float(r["height"])) * int(float(r["width"])) for r in records)
-        records = [r for r in records if int(float(r["height"])) * int(float(r["width"])) == largest]
-        size = f" at {records[0]['height']}×{records[0]['width']}"
-    else:
-        size = ""
-    seconds: dict[str, list[float]] = defaultdict(list)
-    for record in records:
-        try:
-            seconds[record["model"]].append(float(record[column]))
-        except ValueError:
-            continue
-    return {m: float(np.mean(v)) for m, v in seconds.items()}, f"{path.as_posix()} ({column}{size})"
+    found: dict[str, tuple[float, str]] = {}
+    for mode, label in reversed(BENCH_MODES):  # the preferred mode is written last and wins
+        for record in records:
+            if record["size"] == BENCH_SIZE and record["mode"] == mode and record["status"] == "ok":
+                try:
+                    found[record["model"]] = (float(record["seconds"]), label)
+                except ValueError:
+                    continue
+    return found, f"{path.as_posix()} (seconds at {BENCH_SIZE.replace('x', '×')}, untiled where measured)"
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -314,6 +314,12 @@ def _ci_text(est: Estimate, digits: int) -> str:
     if not math.isfinite(est.mean):
         return "n/a"
     return f"{est.mean:.{digits}f} [{est.low:.{digits}f}, {est.high:.{digits}f}]"
+
+
+def _bench_text(variant: Variant) -> str:
+    if not math.isfinite(variant.bench_seconds):
+        return "n/a"
+    return f"{variant.bench_seconds:.2f} ({variant.bench_mode})"
 
 
 def _delta_text(table: Table, variant: Variant) -> str:
@@ -354,7 +360,7 @@ def _markdown_table(header: list[str], lines: list[list[str]]) -> str:
 
 def _table_lines(table: Table) -> tuple[list[str], list[list[str]]]:
     header = ["model", "seeds", *(METRIC_NAMES[m] for m in HEADLINE), "Δ PU21 vs best", "params", "GMACs",
-              f"s/image ({_eval_size(table.data)})", "s/image (bench)", "train min", "steps×batch"]  # fmt: skip
+              f"s/image ({_eval_size(table.data)})", "s/image 1900×1060 (bench)", "train min", "steps×batch"]  # fmt: skip
     lines = []
     for v in table.variants:
         params = v.mean_of("params")
@@ -362,7 +368,7 @@ def _table_lines(table: Table) -> tuple[list[str], list[list[str]]]:
         lines.append([
             v.label, str(len(v.rows)), *(_ci_text(v.estimates[m], DIGITS[m]) for m in HEADLINE), _delta_text(table, v),
             f"{int(params):,}" if math.isfinite(params) else "n/a", _num(v.gmacs, 1),
-            _num(v.mean_of("seconds_per_image"), 3), _num(v.bench_seconds, 3), _num(v.mean_of("train_seconds") / 60, 1),
+            _num(v.mean_of("seconds_per_image"), 3), _bench_text(v), _num(v.mean_of("train_seconds") / 60, 1),
             budget,
         ])  # fmt: skip
     return header, lines
@@ -464,7 +470,7 @@ def render_summary_csv(tables: list[Table]) -> str:
     for m in HEADLINE:
         header += [f"{m}_mean", f"{m}_ci_low", f"{m}_ci_high"]
     header += ["pu21_delta_vs_best", "significance_vs_best", "params", "gmacs_1900x1060", "seconds_per_image_eval",
-               "seconds_per_image_bench", "train_seconds", "steps", "batch_size", "protocol", "run_ids"]  # fmt: skip
+               "seconds_per_image_bench", "bench_mode", "train_seconds", "steps", "batch_size", "protocol", "run_ids"]  # fmt: skip
     lines = []
     for table in tables:
         for v in table.variants:
@@ -475,7 +481,7 @@ def render_summary_csv(tables: list[Table]) -> str:
                 line += [_csv_num(e.mean), _csv_num(e.low), _csv_num(e.high)]
             params = v.mean_of("params")
             line += [_csv_num(table.delta(v)), table.significance(v), "" if not math.isfinite(params) else int(params),
-                     _csv_num(v.gmacs, 3), _csv_num(v.mean_of("seconds_per_image")), _csv_num(v.bench_seconds),
+                     _csv_num(v.gmacs, 3), _csv_num(v.mean_of("seconds_per_image")), _csv_num(v.bench_seconds), v.bench_mode,
                      _csv_num(v.mean_of("train_seconds"), 1), v.train.get("steps", ""), v.train.get("batch_size", ""),
                      table.protocol_id, " ".join(r["run_id"] for r in v.rows)]  # fmt: skip
             lines.append(line)
