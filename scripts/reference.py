@@ -160,7 +160,8 @@ def ship(model: str) -> None:
             "real_fraction": cfg["data"]["real_fraction"], "recipe": cfg["model"]["recipe"],
             "recipe_notes": row["recipe_notes"], "train_seconds": row["train_seconds"],
             "wall_seconds": row["wall_seconds"], "threads": row["threads"], "device": row["device"],
-            "host": f"{row['host']} ({platform.machine()}, 2-core CPU; shared with a second training run)",
+            "host": f"{row['host']} ({platform.machine()}, 2-core CPU, no GPU; shared with the other reference trainings, so "
+                    "the times are upper bounds)",
         },
         "data": "mixed: procedural scenes + crops of the 9 training scenes of zoo/data/assets/polyhaven (CC0), "
                 "50/50, through the simulated camera (training response curves, noise, JPEG)",

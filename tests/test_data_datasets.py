@@ -1,6 +1,8 @@
 """Datasets (zoo.data.build_dataset): the sample contract, frozen eval splits, real EXR/HDR/NTIRE files, bad input."""
 
 import json
+import logging
+import re
 
 import numpy as np
 import pytest
@@ -99,24 +101,40 @@ def write_exr_raw(path, pixels: np.ndarray) -> None:
         f.write(str(path))
 
 
-@pytest.mark.parametrize(
-    ("value", "message"), [(np.nan, "NaN or inf"), (np.inf, "NaN or inf"), (-2.0, "negative values")]
-)
-def test_folder_refuses_bad_hdr_values_naming_the_file(tmp_path, value, message):
+@pytest.mark.parametrize(("value", "policy", "message"), [(np.nan, "clamp", "NaN or inf"), (np.inf, "clamp", "NaN or inf"),
+                                                   (-2.0, "refuse", "1 negative values")])  # fmt: skip
+def test_folder_skips_a_file_with_bad_values_naming_it(tmp_path, caplog, value, policy, message):
+    """A bad file is reported on one line naming it and skipped; when no file is left, a one-line error."""
     image = hdr_scene(3, 16, 16)
     image[4, 5, 1] = value
     write_exr_raw(tmp_path / "bad.exr", image)
-    data = build_dataset(DataConfig(name="folder", root=str(tmp_path), eval_count=0), "eval")
-    with pytest.raises(ZooError, match=f"bad.exr: .*{message}") as info:
-        data[0]
+    write_exr_raw(tmp_path / "good.exr", hdr_scene(4, 16, 16))
+    cfg = DataConfig(name="folder", root=str(tmp_path), eval_count=0, negative_values=policy)
+    with caplog.at_level(logging.WARNING, logger="zoo.data.folder"):
+        data = build_dataset(cfg, "eval")
+    assert data.ids == ["good"]
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert re.search(f"bad.exr: .*{message}", line) and "\n" not in line
+    (tmp_path / "good.exr").unlink()
+    with pytest.raises(ZooError, match="none of the 1 eval images could be read") as info:
+        build_dataset(cfg, "eval")
     assert "\n" not in str(info.value)
+
+
+def test_folder_clamps_negative_values_by_default_and_counts_them(tmp_path):
+    image = hdr_scene(3, 16, 16)
+    image[4, 5, 1] = image[0, 0, 0] = -2.0
+    write_exr_raw(tmp_path / "ringing.exr", image)
+    data = build_dataset(DataConfig(name="folder", root=str(tmp_path), eval_count=0, eval_height=None,
+                                    eval_width=None), "eval")  # fmt: skip
+    sample, record = data.sample(0)
+    assert record["negative_values"] == 2 and (sample["target"] >= 0).all()
 
 
 def test_folder_bad_files_and_folders_fail_with_one_line(tmp_path):
     (tmp_path / "broken.exr").write_bytes(b"\x76\x2f\x31\x01" + b"\x00" * 50)
-    data = build_dataset(DataConfig(name="folder", root=str(tmp_path), eval_count=0), "eval")
-    with pytest.raises(ZooError, match="broken.exr"):
-        data[0]
+    with pytest.raises(ZooError, match="none of the 1 eval images could be read"):
+        build_dataset(DataConfig(name="folder", root=str(tmp_path), eval_count=0), "eval")
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(ZooError, match="empty: no .exr or .hdr files"):
