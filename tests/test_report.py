@@ -1,6 +1,7 @@
 """The report: tables from rows the tests write, bootstrap CIs, protocol separation, failed runs, determinism."""
 
 import csv
+import json
 import math
 import zlib
 
@@ -114,7 +115,8 @@ def test_significance_against_the_best(runs, tmp_path):
         assert row["significance_vs_best"] == expected, label
     assert zoo["twostage"]["significance_vs_best"] == "n.s." and zoo["landis"]["significance_vs_best"] == ""
     line = next(x for x in (tmp_path / "tables.md").read_text().splitlines() if x.startswith("| twostage |"))
-    assert f"{float(zoo['twostage']['pu21_delta_vs_best']):+.2f} n.s." in line
+    paired = (float(zoo["twostage"][k]) for k in ("pu21_paired_delta", "pu21_paired_low", "pu21_paired_high"))
+    assert "| {:+.2f} [{:+.2f}, {:+.2f}] |".format(*paired) in line and "| < 3.5 dB |" in line
 
 
 def test_failed_runs_are_listed_never_averaged(runs, tmp_path):
@@ -251,3 +253,30 @@ def test_report_refuses_a_missing_or_empty_runs_folder_and_touches_nothing(tmp_p
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert f"error: --runs {runs}:" in proc.stderr and "nothing written" in proc.stderr
     assert sorted(p.name for p in out.iterdir()) == ["tables.md"] and (out / "tables.md").read_text() == "committed tables\n"
+
+
+def test_paired_difference_and_probability_of_being_best():
+    """B is A + 0.5 dB on every image, with images spread by ±6 dB: the unpaired CIs overlap, the paired
+    difference excludes 0 and B is best in (nearly) every resample; C, far below, never is."""
+    a = make_row("hdrunet", 0, 20.0, spread=0.0)
+    spread = np.linspace(-6, 6, N_IMAGES)
+    for im, offset in zip(a["images"], spread):
+        im["pu21_psnr_rgb"] = 20.0 + offset
+    b = json.loads(json.dumps(a))
+    b.update(model="twostage", run_id="b" * 12)
+    b["config"]["model"]["name"] = "twostage"
+    for im in b["images"]:
+        im["pu21_psnr_rgb"] += 0.5
+    c = json.loads(json.dumps(a))
+    c.update(model="landis", run_id="c" * 12)
+    c["config"]["model"]["name"] = "landis"
+    for im in c["images"]:
+        im["pu21_psnr_rgb"] -= 9.0
+    (table,) = build_tables([a, b, c])
+    estimates = {v.label: v.estimates["pu21_psnr_rgb"] for v in table.variants}
+    assert estimates["hdrunet"].high > estimates["twostage"].low  # unpaired intervals overlap
+    paired = table.paired["hdrunet"]
+    assert paired.mean == pytest.approx(-0.5) and paired.high < 0
+    assert table.paired["twostage"].mean == 0.0 and table.best.label == "twostage"
+    assert table.p_best["twostage"] > 0.95 and table.p_best["landis"] == 0.0
+    assert sum(table.p_best.values()) == pytest.approx(1.0)

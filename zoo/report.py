@@ -11,8 +11,9 @@ How rows become tables (results/README.md explains every output file and column)
 - **Variants and CIs.** Within a table, rows with the same label and the same config apart from the seed form one
   variant. Each metric is the mean over its seeds × evaluation images with a two-level bootstrap 95 % CI
   (``zoo.stats``; fixed generator seed).
-- **Significance.** A PU21-PSNR difference to the table's best below 3.5 dB is flagged "n.s." (SI-HDR, Hanji et al.
-  2022: the smallest difference observers confirm; PROTOCOLS.md §5).
+- **Statistics.** Each variant's paired per-image PU21-PSNR difference to the table's best (same images, seed means
+  per image) with a bootstrap 95 % CI, and its bootstrap probability of being best. The SI-HDR rule of thumb (a
+  PU21-PSNR difference below 3.5 dB is one observers would not confirm, Hanji et al. 2022) is its own column, "n.s.".
 - **Failed runs** are listed with their error, never averaged.
 """
 
@@ -113,6 +114,8 @@ class Table:
     scale_rule: str
     data: dict[str, Any]
     variants: list[Variant]
+    paired: dict[str, Estimate] = field(default_factory=dict)  # label → PU21 difference to the best, paired by image
+    p_best: dict[str, float] = field(default_factory=dict)  # label → bootstrap probability of having the best PU21
 
     @property
     def best(self) -> Variant | None:
@@ -127,7 +130,8 @@ class Table:
         return variant.estimates[SIGNIFICANCE_METRIC].mean - best.estimates[SIGNIFICANCE_METRIC].mean
 
     def significance(self, variant: Variant) -> str:
-        """"best", "n.s." (within 3.5 dB PU21-PSNR of the best), "" (significantly worse) or "?" (no value)."""
+        """The SI-HDR rule of thumb (not a statistical test): "best", "n.s." (within 3.5 dB PU21-PSNR of the best),
+        "" (at least 3.5 dB worse) or "?" (no value). ``paired`` and ``p_best`` hold the statistics."""
         delta = self.delta(variant)
         if not math.isfinite(delta):
             return "?"
@@ -210,6 +214,43 @@ def _estimate(rows: list[dict[str, Any]], metric: str) -> Estimate:
     return bootstrap_ci(grid)
 
 
+def _per_image(variant: Variant, metric: str) -> dict[str, float]:
+    """Mean over the variant's seeds of ``metric`` per image id (finite values only)."""
+    values: dict[str, list[float]] = defaultdict(list)
+    for row in variant.rows:
+        for im in row.get("images", []):
+            value = im.get(metric)
+            if isinstance(value, int | float) and math.isfinite(value):
+                values[im["image"]].append(float(value))
+    return {k: float(np.mean(v)) for k, v in values.items()}
+
+
+def paired_statistics(table: Table, metric: str = SIGNIFICANCE_METRIC, n_resamples: int = 2000,
+                      seed: int = 0) -> None:  # fmt: skip
+    """Fill ``table.paired`` (each variant's per-image difference to the best variant on the images both scored,
+    seed means per image, bootstrap 95 % CI) and ``table.p_best`` (how often each variant has the highest mean over
+    the images common to all, when the images are resampled with replacement)."""
+    best = table.best
+    if best is None:
+        return
+    per_image = {v.label: _per_image(v, metric) for v in table.variants}
+    reference = per_image[best.label]
+    for v in table.variants:
+        common = sorted(set(per_image[v.label]) & set(reference))
+        diffs = [per_image[v.label][i] - reference[i] for i in common]
+        table.paired[v.label] = bootstrap_ci(np.asarray(diffs)) if diffs else bootstrap_ci([[math.nan]])
+    scored = [v for v in table.variants if per_image[v.label]]
+    shared = sorted(set.intersection(*(set(per_image[v.label]) for v in scored))) if scored else []
+    if not shared:
+        return
+    grid = np.array([[per_image[v.label][i] for i in shared] for v in scored])  # variants × images
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(shared), size=(n_resamples, len(shared)))
+    winners = np.argmax(grid[:, draws].mean(axis=2), axis=0)  # (n_resamples,)
+    counts = np.bincount(winners, minlength=len(scored))
+    table.p_best = {v.label: float(c / n_resamples) for v, c in zip(scored, counts)}
+
+
 def build_tables(rows: list[dict[str, Any]], bench: dict[str, tuple[float, str]] | None = None) -> list[Table]:
     """Group finished rows into tables of variants (see the module docstring); deterministic for the same rows."""
     from zoo.complexity import gmacs
@@ -244,11 +285,13 @@ def build_tables(rows: list[dict[str, Any]], bench: dict[str, tuple[float, str]]
             variants.sort(key=lambda v: (v.baseline, v.label))
             evaluation = json.loads(eval_key)
             protocol_ids.setdefault(_canonical(evaluation["protocol"]), f"P{len(protocol_ids) + 1}")
-            tables.append(Table(
+            table = Table(
                 key=family if len(eval_keys) == 1 else f"{family}-{n + 1}", family=family,
                 protocol_id=protocol_ids[_canonical(evaluation["protocol"])], protocol=evaluation["protocol"] or {},
                 scale_rule=str(evaluation["scale_rule"]), data=evaluation["data"], variants=variants,
-            ))  # fmt: skip
+            )  # fmt: skip
+            paired_statistics(table)
+            tables.append(table)
     return tables
 
 
@@ -323,10 +366,24 @@ def _bench_text(variant: Variant) -> str:
 
 
 def _delta_text(table: Table, variant: Variant) -> str:
+    """The paired PU21 difference to the best with its CI, e.g. "-2.31 [-3.40, -1.22]"."""
     flag = table.significance(variant)
     if flag in ("best", "?"):
         return {"best": "best", "?": "n/a"}[flag]
-    return f"{table.delta(variant):+.2f}" + (" n.s." if flag == "n.s." else "")
+    paired = table.paired.get(variant.label)
+    if paired is None or not math.isfinite(paired.mean):
+        return f"{table.delta(variant):+.2f}"
+    return f"{paired.mean:+.2f} [{paired.low:+.2f}, {paired.high:+.2f}]"
+
+
+def _rule_text(table: Table, variant: Variant) -> str:
+    return {"best": "best", "?": "n/a", "n.s.": f"< {SIGNIFICANCE_DB:g} dB"}.get(table.significance(variant),
+                                                                                 f"≥ {SIGNIFICANCE_DB:g} dB")
+
+
+def _p_best_text(table: Table, variant: Variant) -> str:
+    p = table.p_best.get(variant.label)
+    return "n/a" if p is None else f"{p:.2f}"
 
 
 def _eval_size(data: dict[str, Any]) -> str:
@@ -359,7 +416,8 @@ def _markdown_table(header: list[str], lines: list[list[str]]) -> str:
 
 
 def _table_lines(table: Table) -> tuple[list[str], list[list[str]]]:
-    header = ["model", "seeds", *(METRIC_NAMES[m] for m in HEADLINE), "Δ PU21 vs best", "params", "GMACs",
+    header = ["model", "seeds", *(METRIC_NAMES[m] for m in HEADLINE), "Δ PU21 vs best (paired)", "P(best)",
+              "SI-HDR 3.5 dB rule", "params", "GMACs",
               f"s/image ({_eval_size(table.data)})", "s/image 1900×1060 (bench)", "train min", "steps×batch"]  # fmt: skip
     lines = []
     for v in table.variants:
@@ -367,7 +425,7 @@ def _table_lines(table: Table) -> tuple[list[str], list[list[str]]]:
         budget = "—" if v.baseline else f"{v.train.get('steps', '?')}×{v.train.get('batch_size', '?')}"
         lines.append([
             v.label, str(len(v.rows)), *(_ci_text(v.estimates[m], DIGITS[m]) for m in HEADLINE), _delta_text(table, v),
-            f"{int(params):,}" if math.isfinite(params) else "n/a", _num(v.gmacs, 1),
+            _p_best_text(table, v), _rule_text(table, v), f"{int(params):,}" if math.isfinite(params) else "n/a", _num(v.gmacs, 1),
             _num(v.mean_of("seconds_per_image"), 3), _bench_text(v), _num(v.mean_of("train_seconds") / 60, 1),
             budget,
         ])  # fmt: skip
@@ -388,9 +446,12 @@ def render_markdown(tables: list[Table], failed: list[dict[str, Any]], unreadabl
                     plots: PlotResult | None, source: str = "results/runs") -> str:  # fmt: skip
     out = ["# Results", "",
            f"Generated by `zoo report` from `{source}` (do not edit; `make report` regenerates it). Metrics: mean "
-           "over seeds × evaluation images with a two-level bootstrap 95 % CI [low, high]. `Δ PU21 vs best`: "
-           f"PU21-PSNR difference to the table's best; `n.s.` = below {SIGNIFICANCE_DB} dB, not a significant "
-           "difference (SI-HDR). GMACs: one forward pass at 1900×1060, counted from the code. `s/image`: evaluation "
+           "over seeds × evaluation images with a two-level bootstrap 95 % CI [low, high]. `Δ PU21 vs best "
+           "(paired)`: the per-image PU21-PSNR difference to the table's best variant on the same images (seed means "
+           "per image), mean and bootstrap 95 % CI; an interval that excludes 0 is a difference these images "
+           "support. `P(best)`: how often the variant has the highest mean PU21-PSNR when the images are resampled. "
+           f"`SI-HDR 3.5 dB rule`: the SI-HDR rule of thumb that differences below {SIGNIFICANCE_DB:g} dB PU21-PSNR "
+           "are not visible to observers (Hanji et al. 2022), not a statistical test. GMACs: one forward pass at 1900×1060, counted from the code. `s/image`: evaluation "
            "time per image as recorded in the rows (shared CPU, see README)" + (f"; bench: {bench_note}" if bench_note
            else "") + ".", ""]  # fmt: skip
     for table in tables:
@@ -469,7 +530,8 @@ def render_summary_csv(tables: list[Table]) -> str:
     header = ["table", "label", "model", "baseline", "n_seeds", "seeds", "n_images"]
     for m in HEADLINE:
         header += [f"{m}_mean", f"{m}_ci_low", f"{m}_ci_high"]
-    header += ["pu21_delta_vs_best", "significance_vs_best", "params", "gmacs_1900x1060", "seconds_per_image_eval",
+    header += ["pu21_delta_vs_best", "significance_vs_best", "pu21_paired_delta", "pu21_paired_low", "pu21_paired_high",
+               "p_best", "params", "gmacs_1900x1060", "seconds_per_image_eval",
                "seconds_per_image_bench", "bench_mode", "train_seconds", "steps", "batch_size", "protocol", "run_ids"]  # fmt: skip
     lines = []
     for table in tables:
@@ -480,7 +542,11 @@ def render_summary_csv(tables: list[Table]) -> str:
                 e = v.estimates[m]
                 line += [_csv_num(e.mean), _csv_num(e.low), _csv_num(e.high)]
             params = v.mean_of("params")
-            line += [_csv_num(table.delta(v)), table.significance(v), "" if not math.isfinite(params) else int(params),
+            paired = table.paired.get(v.label)
+            line += [_csv_num(table.delta(v)), table.significance(v),
+                     *(_csv_num(getattr(paired, k)) if paired else "" for k in ("mean", "low", "high")),
+                     _csv_num(table.p_best[v.label]) if v.label in table.p_best else "",
+                     "" if not math.isfinite(params) else int(params),
                      _csv_num(v.gmacs, 3), _csv_num(v.mean_of("seconds_per_image")), _csv_num(v.bench_seconds), v.bench_mode,
                      _csv_num(v.mean_of("train_seconds"), 1), v.train.get("steps", ""), v.train.get("batch_size", ""),
                      table.protocol_id, " ".join(r["run_id"] for r in v.rows)]  # fmt: skip
