@@ -258,7 +258,7 @@ def tables() -> None:
     from the model cards."""
     zoo("eval", "-m", "model=" + ",".join(BASELINES), "data=" + ",".join(DATASETS), f"results_dir={EVAL_DIR / 'runs'}",
         f"hydra.sweep.dir={OUT / 'hydra' / 'eval-baselines'}")  # fmt: skip
-    zoo("report", "--runs", str(EVAL_DIR / "runs"), "--out", str(EVAL_DIR))
+    zoo("report", "--runs", str((EVAL_DIR / "runs").relative_to(ROOT)), "--out", str(EVAL_DIR.relative_to(ROOT)))
     lines = [README_BEGIN, "", "| model | weights | " + " | ".join(f"{d}: {n}" for d in ("real",)
                                                                    for n in ("PU21-PSNR", "PSNR-µ", "SSIM-µ"))
              + " | Δ PU21 vs identity (real) | Δ PSNR-µ vs identity (real) | synthetic: PU21-PSNR | verdict |",

@@ -422,7 +422,12 @@ def _table_lines(table: Table) -> tuple[list[str], list[list[str]]]:
     lines = []
     for v in table.variants:
         params = v.mean_of("params")
-        budget = "—" if v.baseline else f"{v.train.get('steps', '?')}×{v.train.get('batch_size', '?')}"
+        if v.baseline:
+            budget = "—"
+        elif v.train:
+            budget = f"{v.train.get('steps', '?')}×{v.train.get('batch_size', '?')}"
+        else:  # a zoo eval row: the checkpoint's training steps (its batch size is in the model card)
+            budget = f"{v.mean_of('steps'):.0f} steps" if math.isfinite(v.mean_of("steps")) else "n/a"
         lines.append([
             v.label, str(len(v.rows)), *(_ci_text(v.estimates[m], DIGITS[m]) for m in HEADLINE), _delta_text(table, v),
             _p_best_text(table, v), _rule_text(table, v), f"{int(params):,}" if math.isfinite(params) else "n/a", _num(v.gmacs, 1),
