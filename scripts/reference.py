@@ -111,27 +111,24 @@ def metric_ci(row: dict, metric: str) -> dict:
     return {"mean": est.mean, "low": est.low, "high": est.high, "n": est.n}
 
 
+def ok_eval_rows(dataset: str) -> list[dict]:
+    """The finished ``zoo eval`` rows in results/eval/runs on ``dataset``, in file order."""
+    rows = [json.loads(p.read_text()) for p in sorted((EVAL_DIR / "runs").glob("*.json"))]
+    return [r for r in rows if r.get("status") == "ok" and r.get("data") == dataset]
+
+
 def eval_rows(model: str) -> dict[str, dict[str, dict]]:
     """{dataset: {model: row}} of the shipped weights of ``model`` and of identity, from results/eval/runs."""
     sha = pretrained.sha256_of(pretrained.weights_path(model))
-    found: dict[str, dict[str, dict]] = {d: {} for d in DATASETS}
-    for path in sorted((EVAL_DIR / "runs").glob("*.json")):
-        row = json.loads(path.read_text())
-        if row.get("status") != "ok" or row.get("data") not in found:
-            continue
-        if (row["model"] == model and row["weights_sha256"] == sha) or row["model"] == "identity":
-            found[row["data"]][row["model"]] = row
-    return found
+    return {d: {r["model"]: r for r in ok_eval_rows(d)
+                if (r["model"] == model and r["weights_sha256"] == sha) or r["model"] == "identity"}
+            for d in DATASETS}  # fmt: skip
 
 
-def baseline_rows(dataset: str) -> list[dict]:
-    """The baselines' eval rows on ``dataset`` (one per baseline), sorted by name."""
-    rows = {}
-    for path in sorted((EVAL_DIR / "runs").glob("*.json")):
-        row = json.loads(path.read_text())
-        if row.get("status") == "ok" and row.get("data") == dataset and row.get("model") in BASELINES:
-            rows[row["model"]] = row
-    return [rows[name] for name in sorted(rows)]
+def baseline_rows(dataset: str) -> dict[str, dict]:
+    """{baseline: its eval row on ``dataset``}, sorted by name."""
+    rows = {r["model"]: r for r in ok_eval_rows(dataset) if r["model"] in BASELINES}
+    return {name: rows[name] for name in sorted(rows)}
 
 
 def ship(model: str) -> None:
@@ -274,10 +271,11 @@ def tables() -> None:
                      f"{_ci(real['pu21_psnr_rgb'])} | {_ci(real['psnr_mu_ntire'])} | {_ci(real['ssim_mu_ntire'], 4)} | "
                      f"{_ci(v['pu21_psnr_rgb'])} | {_ci(v['psnr_mu_ntire'])} | {_ci(syn['pu21_psnr_rgb'])} | "
                      f"{ok} |")  # fmt: skip
-    for row in baseline_rows("real"):
-        lines.append(f"| `{row['model']}` | baseline | {_ci(metric_ci(row, 'pu21_psnr_rgb'))} | "
+    synthetic = baseline_rows("synthetic")
+    for name, row in baseline_rows("real").items():
+        lines.append(f"| `{name}` | baseline | {_ci(metric_ci(row, 'pu21_psnr_rgb'))} | "
                      f"{_ci(metric_ci(row, 'psnr_mu_ntire'))} | {_ci(metric_ci(row, 'ssim_mu_ntire'), 4)} | — | — | "
-                     f"{_ci(metric_ci(next(r for r in baseline_rows('synthetic') if r['model'] == row['model']), 'pu21_psnr_rgb'))} | — |")  # fmt: skip
+                     f"{_ci(metric_ci(synthetic[name], 'pu21_psnr_rgb'))} | — |")  # fmt: skip
     lines += ["", README_END]
     readme = (ROOT / "README.md").read_text()
     pattern = re.compile(re.escape(README_BEGIN) + ".*?" + re.escape(README_END), re.S)

@@ -10,8 +10,6 @@ in place, never copied. The default weights are the model's shipped pretrained w
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import logging
 import platform
 import time
@@ -23,18 +21,17 @@ import torch
 from zoo import pretrained, results
 from zoo.config import EvalConfig
 from zoo.data.common import check_config
+from zoo.data.config import TRAIN_ONLY_KEYS
 from zoo.errors import ZooError
 from zoo.evaluate import evaluate_split
 from zoo.registry import create_model, get_spec
-from zoo.run import resolve_device
+from zoo.run import check_writable, resolve_device
 from zoo.train import first_nonfinite
-from zoo.weights import load_weights
+from zoo.weights import load_weights, read_checkpoint
 
 log = logging.getLogger(__name__)
 
 EVAL_FORMAT = "hdr-zoo-eval/1"
-DATA_TRAIN_ONLY = ("patch_size", "train_length", "num_workers", "train_scale_min", "train_scale_max", "real_fraction",
-                   "cache_mb")  # fmt: skip
 
 
 def resolve_weights(cfg: EvalConfig) -> tuple[Path | None, str]:
@@ -52,15 +49,14 @@ def resolve_weights(cfg: EvalConfig) -> tuple[Path | None, str]:
 
 def eval_config(cfg: EvalConfig, weights_sha256: str) -> dict[str, Any]:
     """What the row's metrics depend on (its id is a hash of this)."""
-    data = {k: v for k, v in dataclasses.asdict(cfg.data).items() if k not in DATA_TRAIN_ONLY}
+    data = {k: v for k, v in dataclasses.asdict(cfg.data).items() if k not in TRAIN_ONLY_KEYS}
     return {"kind": "eval", "model": {"name": cfg.model.name, "args": dict(cfg.model.args),
                                       "weights_sha256": weights_sha256},
             "data": data, "seed": cfg.seed}  # fmt: skip
 
 
 def eval_id(config: dict[str, Any]) -> str:
-    blob = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
-    return "eval-" + hashlib.sha256(blob.encode()).hexdigest()[:12]
+    return "eval-" + results.config_hash(config)
 
 
 def eval_run(cfg: EvalConfig) -> dict[str, Any]:
@@ -82,16 +78,14 @@ def eval_run(cfg: EvalConfig) -> dict[str, Any]:
             "tag": tag, "tags": [tag], "config": config, "weights": str(path) if path else "",
             "weights_kind": kind, "weights_sha256": sha, "git_commit": results.git_commit()}  # fmt: skip
     results_dir = Path(cfg.results_dir)
-    try:
-        results_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ZooError(f"results_dir={cfg.results_dir}: cannot create this folder ({exc.strerror})") from None
+    check_writable(cfg.results_dir, "results_dir")
     tic = time.perf_counter()
     device = resolve_device(cfg.device)
     spec = get_spec(cfg.model.name)
     model = create_model(cfg.model.name, **cfg.model.args)
-    if path is not None:
-        load_weights(model, path)
+    checkpoint = read_checkpoint(path) if path is not None else None
+    if checkpoint is not None:
+        load_weights(model, checkpoint, origin=str(path))
         bad = first_nonfinite(model)
         if bad is not None:
             raise ZooError(f"{path}: {bad} holds NaN or inf values; expected finite weights")
@@ -99,7 +93,7 @@ def eval_run(cfg: EvalConfig) -> dict[str, Any]:
     evaluation = evaluate_split(model, spec, cfg.data, device, results.row_path(results_dir, rid))
     images = evaluation.pop("images")
     row = {**base, **evaluation, "status": "ok", "error": "",
-           "params": sum(p.numel() for p in model.parameters()), "steps": _trained_steps(path),
+           "params": sum(p.numel() for p in model.parameters()), "steps": _trained_steps(checkpoint),
            "device": str(device), "threads": torch.get_num_threads(), "host": platform.node(),
            "torch": torch.__version__, "wall_seconds": time.perf_counter() - tic, "images": images}  # fmt: skip
     written = results.write_row(results_dir, row)
@@ -107,13 +101,7 @@ def eval_run(cfg: EvalConfig) -> dict[str, Any]:
     return row
 
 
-def _trained_steps(path: Path | None) -> int:
+def _trained_steps(checkpoint: Any) -> int:
     """Training steps recorded in a zoo checkpoint (0 for none or an official file that does not say)."""
-    if path is None:
-        return 0
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:
-        return 0
-    step = payload.get("step", 0) if isinstance(payload, dict) else 0
+    step = checkpoint.get("step", 0) if isinstance(checkpoint, dict) else 0
     return int(step) if isinstance(step, int) else 0

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from zoo.data.config import TRAIN_ONLY_KEYS
 from zoo.errors import ZooError
 from zoo.stats import Estimate, bootstrap_ci
 
@@ -46,7 +47,6 @@ METRIC_NAMES = {"psnr_l_ntire": "PSNR-L (dB)", "psnr_mu_ntire": "PSNR-µ (dB)", 
 DIGITS = {"psnr_l_ntire": 2, "psnr_mu_ntire": 2, "ssim_mu_ntire": 4, "pu21_psnr_rgb": 2}
 SIGNIFICANCE_METRIC = "pu21_psnr_rgb"
 SIGNIFICANCE_DB = 3.5  # SI-HDR benchmark: smaller PU21-PSNR differences are not significant
-DATA_TRAIN_ONLY = ("patch_size", "train_length", "num_workers")  # data keys that do not change the evaluation
 GENERATED = ("summary.csv", "failed.csv", "tables.md", "tables.tex")
 PLOTS_DIR = "plots"
 BENCH_CSV = Path("bench") / "speed.csv"
@@ -152,7 +152,7 @@ def _canonical(value: Any) -> str:
 
 def _eval_key(row: dict[str, Any]) -> str:
     """What must agree for rows to share a table: metric protocol, scale rule and the evaluation data."""
-    data = {k: v for k, v in row.get("config", {}).get("data", {}).items() if k not in DATA_TRAIN_ONLY}
+    data = {k: v for k, v in row.get("config", {}).get("data", {}).items() if k not in TRAIN_ONLY_KEYS}
     return _canonical({"protocol": row.get("protocol"), "scale_rule": row.get("scale_rule"), "data": data})
 
 

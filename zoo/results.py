@@ -29,10 +29,15 @@ def semantic_config(config: dict[str, Any]) -> dict[str, Any]:
     return semantic
 
 
-def run_id(config: dict[str, Any]) -> str:
-    """First 12 hex digits of sha256 over the canonical JSON of the semantic config."""
-    blob = json.dumps(semantic_config(config), sort_keys=True, separators=(",", ":"), default=str)
+def config_hash(config: dict[str, Any]) -> str:
+    """First 12 hex digits of sha256 over the canonical JSON of ``config``."""
+    blob = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def run_id(config: dict[str, Any]) -> str:
+    """The hash of the semantic config."""
+    return config_hash(semantic_config(config))
 
 
 def row_path(results_dir: str | Path, rid: str) -> Path:

@@ -30,6 +30,7 @@ from zoo.errors import ZooError
 from zoo.evaluate import evaluate_split
 from zoo.registry import create_model, get_spec
 from zoo.train import (
+    check_schedule,
     first_nonfinite,
     fit,
     read_resume_state,
@@ -73,8 +74,8 @@ def run(cfg: RunConfig) -> dict[str, Any]:
     tic = time.perf_counter()
     try:
         if distributed.env_rank() == 0:  # before the process group is up
-            _check_writable(cfg.results_dir, "results_dir")
-            _check_writable(cfg.checkpoint_dir, "checkpoint_dir")
+            check_writable(cfg.results_dir, "results_dir")
+            check_writable(cfg.checkpoint_dir, "checkpoint_dir")
         outcome = _train_and_evaluate(cfg, rid)
     except Exception as exc:  # not Preempted (a SystemExit): a pre-empted run has not failed and writes no row
         message = str(exc) if isinstance(exc, ZooError) else f"{type(exc).__name__}: {exc}"
@@ -97,7 +98,7 @@ def run(cfg: RunConfig) -> dict[str, Any]:
     return row
 
 
-def _check_writable(folder: str, key: str) -> None:
+def check_writable(folder: str, key: str) -> None:
     """Fail in a second, not after the training: the output folders must accept new files."""
     path = Path(folder)
     try:
@@ -202,10 +203,7 @@ def schedule(cfg: RunConfig, recipe) -> tuple[int, int]:
     batch_size = recipe.official_batch_size if cfg.train.batch_size is None else cfg.train.batch_size
     if steps is None or batch_size is None:
         steps, batch_size = steps or 0, batch_size or 1  # recipes without training (baselines)
-    if steps < 0:
-        raise ZooError(f"train.steps: expected >= 0 (0 = no training), got {steps}")
-    if batch_size < 1:
-        raise ZooError(f"train.batch_size: expected >= 1, got {batch_size}")
+    check_schedule(steps, batch_size)
     return steps, batch_size
 
 

@@ -412,10 +412,7 @@ def fit(
     """
     if nan_policy not in ("stop", "skip"):
         raise ZooError(f"train.nan_policy: expected 'stop' or 'skip', got {nan_policy!r}")
-    if total_steps < 0:
-        raise ZooError(f"train.steps: expected >= 0 (0 = no training), got {total_steps}")
-    if batch_size < 1:
-        raise ZooError(f"train.batch_size: expected >= 1, got {batch_size}")
+    check_schedule(total_steps, batch_size)
     state = _restore(nets, resume) if resume is not None else FitState()
     optim_state = resume["optim"] if resume is not None else None
     if not recipe.stages or total_steps <= 0:
@@ -502,6 +499,14 @@ def fit(
         bar.close()
     nets.eval()
     return state
+
+
+def check_schedule(total_steps: int, batch_size: int) -> None:
+    """Refuse a step budget or batch size that would "train" nothing and still look like a finished run."""
+    if total_steps < 0:
+        raise ZooError(f"train.steps: expected >= 0 (0 = no training), got {total_steps}")
+    if batch_size < 1:
+        raise ZooError(f"train.batch_size: expected >= 1, got {batch_size}")
 
 
 class StepMeter:

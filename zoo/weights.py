@@ -81,10 +81,10 @@ def resolve_state_dict(model: nn.Module, source: Any, origin: str = "state dict"
     return _strip_prefix(state, "module.")  # DataParallel prefix
 
 
-def load_weights(model: nn.Module, source: str | Path | Mapping[str, Any]) -> nn.Module:
+def load_weights(model: nn.Module, source: str | Path | Mapping[str, Any], origin: str | None = None) -> nn.Module:
     """Load weights from a path or a mapping into ``model`` (strict). A key mismatch raises ``ZooError`` naming the
     missing and unexpected keys; a shape mismatch names the key and both shapes."""
-    origin = str(source) if isinstance(source, str | Path) else "state dict"
+    origin = origin or (str(source) if isinstance(source, str | Path) else "state dict")
     obj = read_checkpoint(source) if isinstance(source, str | Path) else source
     state = resolve_state_dict(model, obj, origin)
     own = model.state_dict()

@@ -42,6 +42,11 @@ class CameraConfig:
     augment: bool = True
 
 
+# DataConfig keys that shape training samples only: two configs that differ in them have the same evaluation split.
+TRAIN_ONLY_KEYS = ("patch_size", "train_length", "num_workers", "train_scale_min", "train_scale_max", "real_fraction",
+                   "cache_mb")  # fmt: skip
+
+
 @dataclass
 class DataConfig:
     """Which HDR source to use and how to cut it into training patches and a frozen evaluation split.
