@@ -147,11 +147,6 @@ def _image_to_write(path: Path, image: np.ndarray) -> np.ndarray:
 NEGATIVE_POLICIES = ("clamp", "refuse")
 
 
-def check_hdr(image: np.ndarray, path: str | Path) -> np.ndarray:
-    """Refuse NaN, inf and negative values: every downstream step assumes finite non-negative radiance."""
-    return handle_negatives(image, path, "refuse")[0]
-
-
 def handle_negatives(image: np.ndarray, path: str | Path, policy: str) -> tuple[np.ndarray, int]:
     """(image, number of negative values). NaN/inf are always refused. Negative values are what lossy HDR
     compression (ringing next to suns and lamps) leaves in real files: ``"clamp"`` sets them to 0, ``"refuse"``
