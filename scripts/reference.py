@@ -6,8 +6,12 @@
     python scripts/reference.py all             # all of it (`make reference`): two trainings side by side, then
                                                 # the third, then ship the three and make the tables
 
-Budgets (steps × batch 8 × 64 px, one torch thread each) are the largest that fitted one working session on the
-project's 2-core CPU machine with two models training side by side; each model card records the wall time taken.
+Budgets (steps × batch 8 × 64 px, one torch thread each) are what fitted the working sessions on the project's 2-core
+CPU machine with two models training side by side; each model card records the wall time taken. A budget is a chain
+of rounds: round k > 0 is a `zoo run` initialised from round k−1's final weights (`model.weights`) with a fresh
+learning-rate schedule (a warm restart, as in SGDR) and seed k, so it draws new samples instead of replaying round
+k−1's. Rounds are how a budget grows across sessions without discarding finished training; each round is a complete,
+deterministic `zoo run`, so rerunning the chain from scratch reproduces it.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from zoo.stats import bootstrap_ci  # noqa: E402
 
 OUT = ROOT / "outputs" / "reference"
 EVAL_DIR = ROOT / "results" / "eval"
-BUDGETS = {"hdrunet": 5000, "twostage": 1600, "singlehdr": 1200}
+ROUNDS = {"hdrunet": (5000, 5000), "twostage": (1600,), "singlehdr": (1200, 2400)}  # steps of each round
 HALF = {"singlehdr"}  # stored as float16 (116 MB in float32); the card states the measured output difference
 DATASETS = ("real", "synthetic")
 BASELINES = ("identity", "inverse_gamma", "landis")
@@ -48,21 +52,34 @@ def zoo(*args: str) -> None:
     subprocess.run(command, check=True, cwd=ROOT, env=env)
 
 
-def train_args(model: str) -> list[str]:
-    return [f"model={model}", "data=mixed", "train=reference", f"train.steps={BUDGETS[model]}", "seed=0",
-            f"results_dir={OUT / 'runs'}", f"checkpoint_dir={OUT / 'checkpoints'}",
+def train_args(model: str, round_: int) -> list[str]:
+    args = [f"model={model}", "data=mixed", "train=reference", f"train.steps={ROUNDS[model][round_]}",
+            f"seed={round_}", f"results_dir={OUT / 'runs'}", f"checkpoint_dir={OUT / 'checkpoints'}",
             f"hydra.run.dir={OUT / 'hydra' / model}"]  # fmt: skip
+    if round_ > 0:
+        args.append(f"model.weights={training_row(model, round_ - 1)['weights']}")
+    return args
 
 
-def training_row(model: str) -> dict:
-    """The finished ``zoo run`` row of the reference training of ``model``."""
+def training_row(model: str, round_: int | None = None) -> dict:
+    """The finished ``zoo run`` row of round ``round_`` (default: the last) of the reference training of ``model``."""
+    round_ = len(ROUNDS[model]) - 1 if round_ is None else round_
+    previous = training_row(model, round_ - 1)["weights"] if round_ > 0 else None
     for path in sorted((OUT / "runs").glob("*.json")):
         row = json.loads(path.read_text())
         config = row.get("config", {})
         if (row.get("model") == model and row.get("status") == "ok" and config.get("data", {}).get("name") == "mixed"
-                and config.get("train", {}).get("steps") == BUDGETS[model]):  # fmt: skip
+                and config.get("train", {}).get("steps") == ROUNDS[model][round_] and row.get("seed") == round_
+                and config.get("model", {}).get("weights") == previous):  # fmt: skip
             return row
-    raise SystemExit(f"no finished reference training of {model} in {OUT / 'runs'}: run `train {model}` first")
+    raise SystemExit(f"no finished round {round_} of the reference training of {model} in {OUT / 'runs'}: "
+                     f"run `train {model}` first")
+
+
+def train(model: str) -> None:
+    """Every round of ``model`` in order; finished rounds are skipped by ``zoo run``, an interrupted one resumes."""
+    for round_ in range(len(ROUNDS[model])):
+        zoo("run", *train_args(model, round_))
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -132,7 +149,8 @@ def baseline_rows(dataset: str) -> dict[str, dict]:
 
 
 def ship(model: str) -> None:
-    row = training_row(model)
+    chain = [training_row(model, k) for k in range(len(ROUNDS[model]))]
+    row = chain[-1]
     storage = store_weights(model, row)
     for dataset in DATASETS:
         for name in (model, "identity"):
@@ -155,11 +173,13 @@ def ship(model: str) -> None:
         "licence": "MIT (weights trained by hdr-zoo on CC0 scenes and procedural data)",
         "training": {
             "command": "python scripts/reference.py train " + model,
-            "run_id": row["run_id"], "git_commit": row["git_commit"], "steps": row["steps"],
+            "run_id": row["run_id"], "git_commit": row["git_commit"], "steps": sum(r["steps"] for r in chain),
+            "rounds": [{"run_id": r["run_id"], "steps": r["steps"], "seed": r["seed"], "git_commit": r["git_commit"],
+                        "train_seconds": r["train_seconds"]} for r in chain],
             "batch_size": cfg["train"]["batch_size"], "patch_size": cfg["data"]["patch_size"],
             "real_fraction": cfg["data"]["real_fraction"], "recipe": cfg["model"]["recipe"],
-            "recipe_notes": row["recipe_notes"], "train_seconds": row["train_seconds"],
-            "wall_seconds": row["wall_seconds"], "threads": row["threads"], "device": row["device"],
+            "recipe_notes": row["recipe_notes"], "train_seconds": sum(r["train_seconds"] for r in chain),
+            "wall_seconds": sum(r["wall_seconds"] for r in chain), "threads": row["threads"], "device": row["device"],
             "host": f"{row['host']} ({platform.machine()}, 2-core CPU, no GPU; shared with the other reference trainings, so "
                     "the times are upper bounds)",
         },
@@ -207,6 +227,13 @@ def verdict(card: dict) -> str:
     return "; ".join(parts) + "."
 
 
+def rounds_text(rounds: list[dict]) -> str:
+    if len(rounds) == 1:
+        return f"run `{rounds[0]['run_id']}` at commit `{rounds[0]['git_commit']}`"
+    return f"{len(rounds)} rounds, each from the previous round's weights with a fresh learning-rate schedule: " + ", ".join(
+        f"{r['steps']} steps (seed {r['seed']}, run `{r['run_id']}`, commit `{r['git_commit']}`)" for r in rounds)
+
+
 def model_card(card: dict) -> str:
     t = card["training"]
     lines = [
@@ -228,7 +255,7 @@ def model_card(card: dict) -> str:
         f"patches, recipe options {json.dumps(t['recipe'])} (defaults where empty; {t['recipe_notes']}); "
         f"{t['threads']} torch thread on "
         f"{t['device']}, {t['host']}; {t['train_seconds'] / 60:.0f} min of training, {t['wall_seconds'] / 60:.0f} "
-        f"min wall time; run `{t['run_id']}` at commit `{t['git_commit']}`.",
+        f"min wall time; " + rounds_text(t["rounds"]) + ".",
         "",
         "## Metrics (mean [95 % bootstrap CI] over the evaluation images)",
         "",
@@ -295,7 +322,7 @@ def run_all() -> None:
         subprocess.run([*me, "train", model], check=True)
     if hdrunet.wait() != 0:
         raise SystemExit("hdrunet training failed (see its log above)")
-    for model in BUDGETS:
+    for model in ROUNDS:
         ship(model)
     tables()
 
@@ -305,11 +332,11 @@ def main(argv: list[str]) -> None:
         return tables()
     if argv == ["all"]:
         return run_all()
-    if len(argv) != 2 or argv[0] not in ("train", "ship") or argv[1] not in BUDGETS:
-        sys.exit(f"usage: python scripts/reference.py train|ship {'|'.join(BUDGETS)} | tables | all")
+    if len(argv) != 2 or argv[0] not in ("train", "ship") or argv[1] not in ROUNDS:
+        sys.exit(f"usage: python scripts/reference.py train|ship {'|'.join(ROUNDS)} | tables | all")
     action, model = argv
     if action == "train":
-        zoo("run", *train_args(model))
+        train(model)
     else:
         ship(model)
 
