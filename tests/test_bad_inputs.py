@@ -65,6 +65,15 @@ def png_claiming(width: int, height: int, bit_depth: int = 16) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk + struct.pack(">I", 0) + b"IEND" + struct.pack(">I", zlib.crc32(b"IEND"))
 
 
+def jpeg_claiming(width: int, height: int) -> bytes:
+    """A real 24×16 JPEG whose frame header is edited to claim ``width``×``height``."""
+    ok, buf = cv2.imencode(".jpg", np.zeros((16, 24, 3), np.uint8))
+    data = bytearray(buf.tobytes())
+    sof = data.find(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
 def hdr_image(h=16, w=24) -> np.ndarray:
     return (np.random.default_rng(0).random((h, w, 3)) * 4).astype(np.float32)
 
@@ -276,11 +285,12 @@ PREDICT_CASES = {
     "truncated_png": ("p.png", lambda p: (io.write_png8(p, hdr_image() / 4), p.write_bytes(p.read_bytes()[:80])),
                       "cannot decode image (corrupt, truncated or unsupported format)"),
     "zero_byte_png": ("p.png", lambda p: p.write_bytes(b""), "file is empty (0 bytes)"),
-    "png_16bit": ("p.png", lambda p: cv2.imwrite(str(p), np.zeros((8, 8, 3), np.uint16)),
-                  "expected an 8-bit image, got uint16"),
+    "tiff_float": ("p.tif", lambda p: cv2.imwrite(str(p), np.zeros((8, 8, 3), np.float32)),
+                   "expected an 8- or 16-bit integer photo, got float32 samples"),
     "png_greyscale": ("p.png", lambda p: cv2.imwrite(str(p), np.zeros((8, 8), np.uint8)),
                       "expected an RGB image, got 1 channel"),
-    "png_rgba": ("p.png", lambda p: cv2.imwrite(str(p), np.zeros((8, 8, 4), np.uint8)), "got 4 channels"),
+    "jpeg_huge_header": ("p.jpg", lambda p: p.write_bytes(jpeg_claiming(60000, 60000)),
+                         "header says 60000x60000 pixels"),
     "png_huge_header": ("p.png", lambda p: p.write_bytes(png_claiming(100_000, 100_000, 8)),
                         "header says 100000x100000 pixels"),
     "jpeg_that_is_text": ("p.jpg", lambda p: p.write_text("not a photo"), "cannot decode image"),
@@ -375,8 +385,9 @@ READER_CASES = {
 
 WEIGHTS_CASES = {
     "twostage_state_dict_into_hdrunet": ("twostage_state_dict", "weights do not fit model 'hdrunet'; missing keys"),
-    "garbage_weights": ("garbage", "not a readable torch checkpoint"),
-    "zero_byte_weights": ("empty", "not a readable torch checkpoint"),
+    "garbage_weights": ("garbage", "not a torch checkpoint (a file starting with b'this'); expected a file written "
+                                   "by torch.save"),
+    "zero_byte_weights": ("empty", "not a torch checkpoint (an empty file)"),
     "missing_weights": ("missing", "no such weights file"),
 }
 

@@ -4,12 +4,14 @@
     >>> zoo.list_models()
     >>> model = zoo.create_model("hdrunet")
     >>> zoo.load_weights(model, "hdrunet.pt")
+    >>> model = zoo.create_model_from_checkpoint("outputs/checkpoints/<run>/model.pt")  # architecture from the file
     >>> hdr = model(ldr)  # (B,3,H,W) sRGB in [0,1] -> the model's native HDR (see zoo.get_spec(name).output_domain)
 """
 
 from zoo.errors import ZooError
 from zoo.registry import ModelSpec, create_model, get_spec, list_models
 from zoo.inference import optimize_for_inference
-from zoo.weights import load_weights
+from zoo.weights import create_model_from_checkpoint, load_weights
 
-__all__ = ["ZooError", "ModelSpec", "create_model", "get_spec", "list_models", "load_weights", "optimize_for_inference"]
+__all__ = ["ZooError", "ModelSpec", "create_model", "create_model_from_checkpoint", "get_spec", "list_models",
+           "load_weights", "optimize_for_inference"]  # fmt: skip

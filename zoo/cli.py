@@ -58,10 +58,10 @@ def _hydra_app(argv: list[str], command: str = "run") -> int:
             run_cfg = OmegaConf.to_object(cfg)
             row = run(run_cfg)
         except ZooError as exc:
-            log.error("run failed: %s", exc)
             if multirun:  # fault isolation: the failed row is written; the other jobs go on
+                log.error("run failed: %s", exc)
                 return
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: {exc}", file=sys.stderr)  # once: Hydra's console log would repeat it
             raise SystemExit(2) from None  # as the other subcommands
         except Exception as exc:
             if multirun:
@@ -71,9 +71,33 @@ def _hydra_app(argv: list[str], command: str = "run") -> int:
         if row:  # under torchrun only rank 0 returns its row
             print(format_rows([row]))
 
-    sys.argv = [f"zoo {command}", *argv]
+    check_hydra_dirs(argv)
+    sys.argv = [f"zoo {command}", *map(open_ended_override, argv)]
     app()
     return 0
+
+
+OPEN_ENDED = ("model.args.", "model.recipe.")  # free-form dicts: each model has its own keys
+
+
+def open_ended_override(arg: str) -> str:
+    """``model.args.KEY=V`` / ``model.recipe.KEY=V`` → ``++...``: these dicts are open-ended (a model's own arguments,
+    not a schema), so a key the model's YAML does not list is added instead of being refused as "not in struct";
+    the model itself then rejects a key it does not know, naming it."""
+    return f"++{arg}" if arg.startswith(OPEN_ENDED) and "=" in arg else arg
+
+
+def check_hydra_dirs(argv: list[str]) -> None:
+    """Hydra creates its run/sweep folder before the job starts and reports a failure as a traceback; check the
+    folder given on the command line first (up to its first ``${...}``), for a one-line error naming the key."""
+    from zoo.io import check_writable_folder
+
+    for arg in argv:
+        key, _, value = arg.lstrip("+").partition("=")
+        if key in ("hydra.run.dir", "hydra.sweep.dir") and value:
+            fixed = value.split("${", 1)[0]
+            folder = Path(fixed) if fixed.endswith("/") or fixed == value else Path(fixed).parent
+            check_writable_folder(folder if str(folder) else Path("."), f"{key}={value}")
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -134,7 +158,10 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from zoo.weights import zoo_version
+
     parser = argparse.ArgumentParser(prog="zoo", description="Single-image HDR reconstruction model zoo.")
+    parser.add_argument("--version", action="version", version=f"hdr-zoo {zoo_version()}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="train + evaluate (Hydra app: `zoo run model=hdrunet train=smoke`, `-m` for sweeps)",
@@ -185,6 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     except ZooError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `zoo run --help | head`: the reader left; nothing more to say
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from zoo.evaluate import evaluate_split
 from zoo.registry import create_model, get_spec
 from zoo.run import check_writable, resolve_device
 from zoo.train import first_nonfinite
-from zoo.weights import load_weights, read_checkpoint
+from zoo.weights import checkpoint_architecture, load_weights, read_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +82,10 @@ def eval_run(cfg: EvalConfig) -> dict[str, Any]:
     tic = time.perf_counter()
     device = resolve_device(cfg.device)
     spec = get_spec(cfg.model.name)
-    model = create_model(cfg.model.name, **cfg.model.args)
     checkpoint = read_checkpoint(path) if path is not None else None
+    recorded = checkpoint_architecture(checkpoint, str(path)) if checkpoint is not None else None
+    # a zoo checkpoint's own model arguments (ablation variants) come first; model.args overrides single ones
+    model = create_model(cfg.model.name, **{**(recorded[1] if recorded else {}), **cfg.model.args})
     if checkpoint is not None:
         load_weights(model, checkpoint, origin=str(path))
         bad = first_nonfinite(model)

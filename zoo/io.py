@@ -6,10 +6,14 @@ write never leaves a half-written output. Every reader fails with a one-line ``Z
 
 from __future__ import annotations
 
+import io as io_module
+import logging
 import os
 import struct
+import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
 
 os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")  # must precede the first cv2 import (ECOSYSTEM.md §3)
@@ -21,6 +25,8 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from zoo.errors import ZooError  # noqa: E402
+
+log = logging.getLogger(__name__)
 
 LDR_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 HDR_SUFFIXES = (".exr", ".hdr")
@@ -56,11 +62,65 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     return path
 
 
+def check_writable_folder(folder: str | Path, name: str) -> Path:
+    """Create ``folder`` if needed and make sure files can be created in it, so a command fails in a second, not after
+    its work. ``name`` is how the user gave the path (``results_dir=out``, ``--out out``); the error is one line."""
+    path = Path(folder)
+    if path.exists() and not path.is_dir():
+        raise ZooError(f"{name}: {path} exists and is not a folder; expected a writable folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or exc
+        raise ZooError(f"{name}: cannot write in this folder ({reason}); expected a writable folder") from None
+    return path
+
+
 def _disk_full(folder: Path) -> bool:
     try:
         return os.statvfs(folder).f_bavail == 0
     except OSError:
         return False
+
+
+@contextmanager
+def native_messages_captured(path: Path) -> Iterator[None]:
+    """Run a decoder with file descriptors 1 and 2 captured: libpng, libjpeg and OpenEXR print warnings and errors
+    straight to the C stdout/stderr ("libpng warning: iCCP: ...", "EXR_ERR_BAD_CHUNK_LEADER ..."), which would
+    surround the zoo's own one-line error with noise. What they said is kept at debug level (``zoo -v``)."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved = [os.dup(1), os.dup(2)]
+    except (OSError, ValueError):  # no usable descriptors (embedded interpreters): nothing to capture
+        yield
+        return
+    python_side = io_module.StringIO()  # the OpenEXR bindings print some warnings through Python's sys.stdout
+    with tempfile.TemporaryFile() as sink, redirect_stdout(python_side), redirect_stderr(python_side):
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            _flush_c_stdio()  # C++ iostreams and C stdio buffer what they print: flush it into the sink, not later
+            for fd, original in zip((1, 2), saved, strict=True):
+                os.dup2(original, fd)
+                os.close(original)
+            sink.seek(0)
+            said = (sink.read().decode(errors="replace") + python_side.getvalue()).strip()
+            if said:
+                log.debug("%s: decoder messages: %s", path, " | ".join(said.splitlines()))
+
+
+def _flush_c_stdio() -> None:
+    import ctypes
+
+    try:
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError):  # no C library to ask (not POSIX): nothing buffered there to worry about
+        pass
 
 
 def _check_file(path: Path) -> None:
@@ -71,12 +131,14 @@ def _check_file(path: Path) -> None:
 
 
 def _header_size(path: Path) -> tuple[int, int] | None:
-    """(width, height) from a PNG IHDR chunk or an OpenEXR dataWindow, read without decoding; None for other
-    formats or a header this cheap parser does not follow (the decoder then checks)."""
+    """(width, height) from a PNG IHDR chunk, a JPEG frame header or an OpenEXR dataWindow, read without decoding;
+    None for other formats or a header this cheap parser does not follow (the decoder then checks)."""
     with open(path, "rb") as f:
         head = f.read(1 << 16)
     if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR" and len(head) >= 24:
         return struct.unpack(">II", head[16:24])
+    if head[:2] == b"\xff\xd8":
+        return _jpeg_size(head)
     if head[:4] == EXR_MAGIC:
         pos = 8  # magic + version; then attributes: name\0 type\0 int32 size, value; an empty name ends the header
         while pos < len(head) and head[pos] != 0:
@@ -93,6 +155,19 @@ def _header_size(path: Path) -> tuple[int, int] | None:
     return None
 
 
+def _jpeg_size(head: bytes) -> tuple[int, int] | None:
+    """(width, height) from the first start-of-frame segment of a JPEG: markers are FF xx + a 2-byte length."""
+    pos = 2
+    while pos + 9 <= len(head) and head[pos] == 0xFF:
+        marker = head[pos + 1]
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # SOFn (not DHT, JPG, DAC)
+            height, width = struct.unpack(">HH", head[pos + 5 : pos + 9])
+            return width, height
+        (length,) = struct.unpack(">H", head[pos + 2 : pos + 4])
+        pos += 2 + length
+    return None
+
+
 def _check_header_size(path: Path) -> None:
     """Refuse an image whose header claims more than ``MAX_PIXELS`` before anything is allocated for it."""
     size = _header_size(path)
@@ -106,7 +181,8 @@ def _decode(path: Path, flags: int) -> np.ndarray:
     _check_header_size(path)
     data = np.fromfile(path, dtype=np.uint8)
     try:
-        image = cv2.imdecode(data, flags)
+        with native_messages_captured(path):
+            image = cv2.imdecode(data, flags)
     except cv2.error:
         image = None
     if image is None:
@@ -262,7 +338,7 @@ def read_exr(path: str | Path) -> np.ndarray:
             raise ZooError(f"{path}: not an OpenEXR file (bad magic bytes)")
     _check_header_size(path)
     try:
-        with OpenEXR.File(str(path)) as f:
+        with native_messages_captured(path), OpenEXR.File(str(path)) as f:
             channels = f.channels()
             if "RGB" in channels:
                 image = channels["RGB"].pixels
@@ -276,7 +352,7 @@ def read_exr(path: str | Path) -> np.ndarray:
     except ZooError:
         raise
     except Exception as exc:
-        raise ZooError(f"{path}: cannot read EXR ({type(exc).__name__}: {exc})") from None
+        raise ZooError(f"{path}: cannot read EXR: corrupt or truncated ({type(exc).__name__}: {exc})") from None
     if image.ndim != 3 or image.shape[2] != 3:
         raise ZooError(f"{path}: expected 3 colour channels, got array of shape {image.shape}")
     return image

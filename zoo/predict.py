@@ -2,7 +2,8 @@
 
     zoo predict --model hdrunet --weights hdrunet.pt photo.jpg holiday/ -o out/ [--format exr|hdr|ntire] [--tile N]
 
-For every input (files, or folders of PNG/JPEG/TIFF/BMP, not recursive) it writes, atomically (``zoo.io``):
+For every input (files, or folders of PNG/JPEG/TIFF/BMP/HEIC/AVIF, not recursive; 8 or 16 bit; EXIF orientation
+applied, see ``zoo.photo``) it writes, atomically (``zoo.io``):
 
 - ``--format exr`` (default): ``<stem>.exr``, float16 OpenEXR of **linear** relative radiance (the model output
   converted from its spec's ``output_domain`` by ``zoo.domains.to_linear``; negatives clamped to 0; 1.0 ≈ the level
@@ -25,7 +26,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -36,6 +36,7 @@ from torch import nn
 from zoo import io
 from zoo.domains import to_linear, to_ntire
 from zoo.errors import ZooError
+from zoo.photo import PHOTO_SUFFIXES, read_photo
 from zoo.tiling import run_model
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 FORMATS = ("exr", "hdr", "ntire")
 HALF_MAX = 65504.0  # largest finite float16
 PREVIEW_SUFFIX = "_preview.png"
+MIN_TILE = 32  # px: smaller tiles are all halo (the receptive fields are 100s of px)
 
 
 def predict_image(model: nn.Module, ldr: np.ndarray, tile: int | None = None, budget_bytes: int | None = None,
@@ -124,31 +126,16 @@ def collect_inputs(inputs: Iterable[str | Path]) -> tuple[list[Path], list[str]]
     problems: list[str] = []
     for item in map(Path, inputs):
         if item.is_dir():
-            found = sorted(p for p in item.iterdir() if p.is_file() and p.suffix.lower() in io.LDR_SUFFIXES
+            found = sorted(p for p in item.iterdir() if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES
                            and not p.name.endswith(PREVIEW_SUFFIX))  # fmt: skip
             if not found:
-                problems.append(f"{item}: folder has no images ({', '.join(io.LDR_SUFFIXES)})")
+                problems.append(f"{item}: folder has no images ({', '.join(PHOTO_SUFFIXES)})")
             files += found
         elif item.exists():
             files.append(item)
         else:
             problems.append(f"{item}: no such file or folder")
     return files, problems
-
-
-def check_writable(out_dir: Path) -> None:
-    """Create ``out_dir`` if needed and make sure files can be created in it (one-line ``ZooError`` otherwise)."""
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ZooError(f"{out_dir}: cannot create the output folder ({exc.strerror or exc})") from None
-    if not out_dir.is_dir():
-        raise ZooError(f"{out_dir}: output path exists and is not a folder")
-    try:
-        with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".zoo-write-test."):
-            pass
-    except OSError as exc:
-        raise ZooError(f"{out_dir}: output folder is not writable ({exc.strerror or exc})") from None
 
 
 def warn_out_of_domain(path: Path, ldr: np.ndarray) -> None:
@@ -162,32 +149,65 @@ def warn_out_of_domain(path: Path, ldr: np.ndarray) -> None:
         log.warning("%s: very dark input (mean %.3f); the models expect well-exposed inputs", path, mean)
 
 
-def build_model(name: str, weights: str | None, device: str, precision: str) -> nn.Module:
-    """The registered model with its weights (random, with a loud warning, when ``weights`` is None), prepared for
-    inference (``zoo.optimize_for_inference``)."""
-    from zoo.inference import optimize_for_inference, reuse_freed_memory
-    from zoo.registry import create_model, spec_of
-    from zoo.weights import load_weights
-
+def build_model(name: str | None, weights: str | None, device: str, precision: str) -> nn.Module:
+    """The registered model with its weights, prepared for inference (``zoo.optimize_for_inference``). A zoo
+    checkpoint brings its own architecture (registry name and model arguments), so ``name`` may be None; without
+    ``weights`` the shipped pretrained weights are used, or random ones with a loud warning."""
     from zoo import pretrained
+    from zoo.inference import optimize_for_inference, reuse_freed_memory
+    from zoo.registry import create_model, get_spec
+    from zoo.weights import checkpoint_architecture, load_weights, read_checkpoint
 
-    model = create_model(name)
+    check_device(device)
     if weights is not None:
-        load_weights(model, weights)
-    elif spec_of(model).is_baseline:
-        pass  # nothing to learn, nothing to load
+        checkpoint = read_checkpoint(weights)
+        recorded = checkpoint_architecture(checkpoint, weights)
+        if name is None and recorded is None:
+            raise ZooError(f"{weights}: an official checkpoint layout names no model; pass --model NAME")
+        model = create_model(name or recorded[0], **(recorded[1] if recorded else {}))
+        load_weights(model, checkpoint, origin=weights)
+    elif name is None:
+        raise ZooError("--model NAME is needed when no --weights file is given (`zoo list` shows the models)")
+    elif get_spec(name).is_baseline:
+        model = create_model(name)  # nothing to learn, nothing to load
     elif name in pretrained.available():
-        pretrained.load_pretrained(model, name)
+        model = create_model(name, pretrained=True)
         log.info("using the shipped pretrained weights of %r (%s)", name, pretrained.weights_path(name))
     else:
+        model = create_model(name)
         log.warning("*** no --weights given and %r has no shipped weights: RANDOM weights, outputs are meaningless "
                     "(use this only to test the pipeline) ***", name)  # fmt: skip
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ZooError(f"--device {device}: CUDA is not available on this machine")
     model = model.to(device)
     if device == "cpu" and not reuse_freed_memory():
         log.debug("not glibc: large tensors keep their mmap/munmap cost")
     return optimize_for_inference(model, precision=precision, copy_model=False)
+
+
+def check_device(device: str) -> None:
+    """``cpu``, ``cuda`` or ``cuda:N`` that this machine has; anything else is a one-line ``ZooError``."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ZooError(f"--device {device}: not a device; expected cpu, cuda or cuda:N") from None
+    if parsed.type not in ("cpu", "cuda"):
+        raise ZooError(f"--device {device}: unsupported device type; expected cpu, cuda or cuda:N")
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise ZooError(f"--device {device}: CUDA is not available on this machine")
+    if parsed.type == "cuda" and parsed.index is not None and parsed.index >= torch.cuda.device_count():
+        raise ZooError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """Numeric options out of range are one-line errors before any model is built."""
+    if args.threads is not None and args.threads < 1:
+        raise ZooError(f"--threads {args.threads}: expected a positive number of threads")
+    if args.memory_budget is not None and args.memory_budget <= 0:
+        raise ZooError(f"--memory-budget {args.memory_budget:g}: expected a positive number of MiB")
+    if args.tile is not None and 0 < args.tile < MIN_TILE:
+        raise ZooError(f"--tile {args.tile}: tiles under {MIN_TILE} px spend nearly all their time on the halo; "
+                       f"expected 0 (no tiling) or at least {MIN_TILE}")  # fmt: skip
+    if args.halo is not None and args.halo < 0:
+        raise ZooError(f"--halo {args.halo}: expected a halo of 0 or more pixels")
 
 
 def predict_files(model: nn.Module, files: list[Path], out_dir: Path, fmt: str = "exr", tile: int | None = None,
@@ -209,7 +229,7 @@ def predict_files(model: nn.Module, files: list[Path], out_dir: Path, fmt: str =
                     raise ZooError(f"{path}: its output {target.name} would overwrite the input; choose another -o")
                 if target in claimed:
                     raise ZooError(f"{path}: output {target.name} is already written for {claimed[target]}")
-            ldr = io.read_ldr(path)
+            ldr = read_photo(path).image
             warn_out_of_domain(path, ldr)
             native = predict_image(model, ldr, tile=tile, budget_bytes=budget_bytes, halo=halo, halo_exact=halo_exact)
             del ldr
@@ -222,6 +242,7 @@ def predict_files(model: nn.Module, files: list[Path], out_dir: Path, fmt: str =
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
+    check_options(args)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     files, problems = collect_inputs(args.inputs)
@@ -231,7 +252,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         raise ZooError("no input images to process")
     out_dir = Path(args.out)
     created = not out_dir.exists()
-    check_writable(out_dir)
+    io.check_writable_folder(out_dir, f"--out {out_dir}")
     try:
         model = build_model(args.model, args.weights, args.device, args.precision)
     except BaseException:
@@ -250,9 +271,11 @@ def add_predict_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
     """Add ``zoo predict`` to the ``zoo`` command's subparsers."""
     parser = subparsers.add_parser("predict", help="turn photos (files or folders) into HDR images + previews",
                                    description=__doc__.split("\n\n")[0])  # fmt: skip
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of PNG/JPEG/TIFF/BMP")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="photos or folders of them (PNG/JPEG/TIFF/BMP, 8 or 16 bit; HEIC/AVIF)")
     parser.add_argument("-o", "--out", required=True, metavar="OUTDIR", help="output folder (created if missing)")
-    parser.add_argument("--model", required=True, help="registered model name (`zoo list`)")
+    parser.add_argument("--model", help="registered model name (`zoo list`); optional with a zoo checkpoint as "
+                        "--weights (it names its own architecture)")
     parser.add_argument("--weights", help="weights file (zoo checkpoint or official layout); default: the model's shipped "
                         "pretrained weights (`zoo list`)")
     parser.add_argument("--format", choices=FORMATS, default="exr",

@@ -137,6 +137,7 @@ def create_model(name: str, pretrained: bool = False, **overrides: Any) -> nn.Mo
     except TypeError as exc:
         raise ZooError(f"model {name!r}: bad argument ({exc})") from None
     model.zoo_spec = spec  # lets load_weights/evaluate find the spec from the module
+    model.zoo_args = kwargs  # saved in zoo checkpoints, so a checkpoint rebuilds its own architecture
     if pretrained and not spec.is_baseline:
         from zoo.pretrained import load_pretrained  # function-level: zoo.weights imports this module
 

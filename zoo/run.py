@@ -15,7 +15,6 @@ import contextlib
 import dataclasses
 import logging
 import platform
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from zoo.config import RunConfig
 from zoo.data import build_dataset
 from zoo.errors import ZooError
 from zoo.evaluate import evaluate_split
+from zoo.io import check_writable_folder
 from zoo.registry import create_model, get_spec
 from zoo.train import (
     check_schedule,
@@ -100,14 +100,7 @@ def run(cfg: RunConfig) -> dict[str, Any]:
 
 def check_writable(folder: str, key: str) -> None:
     """Fail in a second, not after the training: the output folders must accept new files."""
-    path = Path(folder)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path):
-            pass
-    except OSError as exc:
-        message = f"{key}={folder}: cannot write in this folder ({exc.strerror}); expected a writable folder"
-        raise ZooError(message) from None
+    check_writable_folder(folder, f"{key}={folder}")
 
 
 def resume_path(cfg: RunConfig, rid: str) -> Path:
@@ -175,7 +168,7 @@ def _train_and_evaluate(cfg: RunConfig, rid: str) -> dict[str, Any] | None:
     bad = first_nonfinite(model)
     if bad is not None:  # fit refuses such checkpoints; this covers recipes without training stages
         raise ZooError(f"refusing to save final weights of run {rid}: {bad} is not finite")
-    weights_path = save_checkpoint(run_dir / "model.pt", model, run_id=rid, step=state.step)
+    weights_path = save_checkpoint(run_dir / "model.pt", model, run_id=rid, config_hash=rid, step=state.step)
 
     evaluation = evaluate_split(model, spec, cfg.data, device, results.row_path(cfg.results_dir, rid))
     images = evaluation.pop("images")

@@ -15,15 +15,21 @@ from zoo.errors import ZooError
 from zoo.io import alignratio_path, read_ntire
 
 NTIRE_METRICS = ("psnr_l_ntire", "psnr_mu_ntire")  # what the NTIRE 2021 scoring program reports
+# 8-bit PNGs that sit beside HDR ones: the NTIRE inputs (NNNN_short/_medium/_long.png) and zoo predict's previews
+NOT_HDR = ("_short", "_medium", "_long", "_preview")
 
 
 def ntire_ids(folder: str | Path) -> dict[str, Path]:
-    """Image ID → PNG path for every ``*.png`` in an NTIRE folder (``NNNN_gt.png`` and ``NNNN.png`` both give NNNN)."""
+    """Image ID → PNG path of the HDR images in an NTIRE folder: ``NNNN_gt.png`` where the folder has any (the native
+    challenge layout), else ``NNNN.png``; LDR inputs (``_short/_medium/_long``) and previews (``_preview``) are not
+    HDR images and are never paired."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ZooError(f"{folder}: no such folder")
+    pngs = [p for p in sorted(folder.glob("*.png")) if not p.stem.endswith(NOT_HDR)]
+    references = [p for p in pngs if p.stem.endswith("_gt")]
     ids: dict[str, Path] = {}
-    for png in sorted(folder.glob("*.png")):
+    for png in references or pngs:  # a native NTIRE folder also holds NNNN.png files of other kinds: _gt decides
         image_id = png.stem.removesuffix("_gt")
         if image_id in ids:
             raise ZooError(f"{png}: duplicate image ID {image_id!r} (also {ids[image_id].name})")

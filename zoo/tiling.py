@@ -47,7 +47,6 @@ interpreter, torch and the weights (about 0.25 GB) and the image buffers (about 
 from __future__ import annotations
 
 import logging
-import math
 import os
 import weakref
 from collections.abc import Callable
@@ -383,12 +382,15 @@ def plan_tiles(model: nn.Module, height: int, width: int, tile: int | None = Non
             )
         return None
     framed_h, framed_w = _round_up(height, hooks.align), _round_up(width, hooks.align)
-    context = tiling_halo(model, halo_exact) if halo is None else _round_up(halo, hooks.align)
+
+    def context() -> int:  # measured only once tiling is decided: the probe costs more than a small image's pass
+        return tiling_halo(model, halo_exact) if halo is None else _round_up(halo, hooks.align)
+
     if tile is not None:
         core = _round_up(tile, hooks.align)
         if core >= framed_h and core >= framed_w:
             return None
-        return TilePlan(min(core, framed_h), min(core, framed_w), context, hooks.align)
+        return TilePlan(min(core, framed_h), min(core, framed_w), context(), hooks.align)
     budget = default_budget(_device_of(model)) if budget_bytes is None else budget_bytes
     per_pixel = activation_bytes_per_pixel(model)
     if per_pixel == 0:  # creates no tensors (identity): nothing to bound
@@ -396,7 +398,7 @@ def plan_tiles(model: nn.Module, height: int, width: int, tile: int | None = Non
     max_pixels = budget / (SAFETY * per_pixel)
     if framed_h * framed_w <= max_pixels:
         return None
-    return choose_plan(framed_h, framed_w, hooks.align, context, max_pixels)
+    return choose_plan(framed_h, framed_w, hooks.align, context(), max_pixels)
 
 
 def tiled_forward(model: nn.Module, x: torch.Tensor, plan: TilePlan) -> torch.Tensor:

@@ -1,5 +1,10 @@
 """``load_weights``: the zoo's own checkpoints and the official layouts, detected, converted and checked.
 
+A zoo checkpoint describes itself: ``{"format": "hdr-zoo/1", "model": <registry name>, "args": <create_model
+arguments>, "zoo_version", "state_dict", ...}`` (``zoo run`` adds ``run_id``, the training config hash, and ``step``),
+so ``create_model_from_checkpoint(path)`` rebuilds the right architecture, ablation variants included, from the file
+alone. Official layouts carry no model name: they need ``create_model(name)`` + ``load_weights``.
+
 Files are read with ``torch.load(weights_only=True)``: no arbitrary unpickling. An official checkpoint that holds
 pickled Python objects (the two-stage repo saves a StepLR object) is refused with the command that converts it once in
 a trusted environment (``zoo convert``).
@@ -18,12 +23,18 @@ from zoo.errors import ZooError
 from zoo.registry import spec_of
 
 ZOO_FORMAT = "hdr-zoo/1"
+TORCH_MAGICS = (b"PK\x03\x04", b"\x80")  # torch.save's zip archive; the legacy format starts with a pickle protocol
 
 
 def read_checkpoint(path: str | Path) -> Any:
     path = Path(path)
     if not path.is_file():
         raise ZooError(f"{path}: no such weights file")
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not head.startswith(TORCH_MAGICS):
+        shown = "an empty file" if not head else f"a file starting with {head!r}"
+        raise ZooError(f"{path}: not a torch checkpoint ({shown}); expected a file written by torch.save")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -51,10 +62,47 @@ def save_torch(path: str | Path, payload: Any) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_bytes(buffer.getbuffer()))
 
 
+def zoo_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("hdr-zoo")
+    except PackageNotFoundError:  # a source tree on sys.path without an install
+        return "unknown"
+
+
 def save_checkpoint(path: str | Path, model: nn.Module, **extra: Any) -> Path:
-    """Write the zoo's own format: {"format", "model", "state_dict", ...extra}, atomically."""
-    payload = {"format": ZOO_FORMAT, "model": spec_of(model).name, "state_dict": model.state_dict(), **extra}
+    """Write the zoo's own format, atomically: {"format", "model", "args", "zoo_version", "state_dict", ...extra}."""
+    payload = {"format": ZOO_FORMAT, "model": spec_of(model).name, "args": dict(getattr(model, "zoo_args", {})),
+               "zoo_version": zoo_version(), "state_dict": model.state_dict(), **extra}  # fmt: skip
     return save_torch(path, payload)
+
+
+def checkpoint_architecture(source: Any, origin: str) -> tuple[str, dict[str, Any]] | None:
+    """(registry name, model arguments) recorded in a zoo checkpoint; None for an official layout."""
+    if not (isinstance(source, Mapping) and source.get("format") == ZOO_FORMAT):
+        return None
+    name, args = source.get("model"), source.get("args", {})
+    if not isinstance(name, str) or not isinstance(args, Mapping):
+        raise ZooError(f"{origin}: zoo checkpoint with a malformed model name or arguments; expected a string and a "
+                       "mapping")  # fmt: skip
+    return name, dict(args)
+
+
+def create_model_from_checkpoint(path: str | Path, **overrides: Any) -> nn.Module:
+    """The model a zoo checkpoint was saved from, with its weights: architecture from the file's registry name and
+    model arguments (``overrides`` replace single arguments). An official layout names no model: ``ZooError`` saying
+    to use ``create_model(name)`` + ``load_weights``."""
+    from zoo.registry import create_model
+
+    source = read_checkpoint(path)
+    found = checkpoint_architecture(source, str(path))
+    if found is None:
+        raise ZooError(f"{path}: not a zoo checkpoint (an official layout names no model); use "
+                       "zoo.create_model(name) and zoo.load_weights(model, path)")  # fmt: skip
+    name, args = found
+    model = create_model(name, **{**args, **overrides})
+    return load_weights(model, source, origin=str(path))
 
 
 def _strip_prefix(state: Mapping[str, Any], prefix: str) -> dict[str, Any]:

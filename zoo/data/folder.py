@@ -16,6 +16,7 @@ from zoo.data.common import CameraDataset, ImageCache, centre_crop_box, choose, 
 from zoo.data.config import DataConfig
 from zoo.errors import ZooError
 from zoo.io import HDR_SUFFIXES, NEGATIVE_POLICIES, read_hdr_counted
+from zoo.metrics import MIN_SIDE
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ class FolderDataset(CameraDataset):
             if not ids:
                 raise ZooError(f"{cfg.split_file}: lists every image of {root}; none is left for training")
         self.cache = ImageCache(cfg.cache_mb)
+        self.split = split  # _readable checks evaluation images against the metrics' smallest size
         self.negatives: dict[str, int] = {}
         self.ids = [item for item in ids if self._readable(item, cfg.negative_values)]
         if not self.ids:
@@ -96,6 +98,9 @@ class FolderDataset(CameraDataset):
 
         def load() -> tuple[np.ndarray]:
             image, count = read_hdr_counted(path, policy)
+            if self.split == "eval" and min(image.shape[:2]) < MIN_SIDE:
+                raise ZooError(f"{path}: image is {image.shape[1]}x{image.shape[0]}; evaluation images need at least "
+                               f"{MIN_SIDE}x{MIN_SIDE} pixels (one SSIM window)")  # fmt: skip
             self.negatives[item] = count
             return (image,)
 
