@@ -148,13 +148,24 @@ def baseline_rows(dataset: str) -> dict[str, dict]:
     return {name: rows[name] for name in sorted(rows)}
 
 
+def drop_stale_rows(model: str) -> None:
+    """Remove the eval rows (and previews) of ``model``'s earlier shipped weights: the tables show what ships."""
+    sha = pretrained.sha256_of(pretrained.weights_path(model))
+    for path in sorted((EVAL_DIR / "runs").glob("*.json")):
+        row = json.loads(path.read_text())
+        if row.get("model") == model and row.get("weights_sha256") != sha:
+            path.unlink()
+            path.with_suffix(".preview.png").unlink(missing_ok=True)
+
+
 def ship(model: str) -> None:
     chain = [training_row(model, k) for k in range(len(ROUNDS[model]))]
     row = chain[-1]
     storage = store_weights(model, row)
+    drop_stale_rows(model)
     for dataset in DATASETS:
-        for name in (model, "identity"):
-            zoo("eval", f"model={name}", f"data={dataset}", f"results_dir={EVAL_DIR / 'runs'}",
+        for name in (model, "identity"):  # force: identity's row is re-scored under the current metrics
+            zoo("eval", f"model={name}", f"data={dataset}", f"results_dir={EVAL_DIR / 'runs'}", "force=true",
                 f"hydra.run.dir={OUT / 'hydra' / 'eval'}")  # fmt: skip
     rows = eval_rows(model)
     metrics = {d: {m: metric_ci(rows[d][model], m) for m in HEADLINE} for d in DATASETS}
@@ -230,8 +241,9 @@ def verdict(card: dict) -> str:
 def rounds_text(rounds: list[dict]) -> str:
     if len(rounds) == 1:
         return f"run `{rounds[0]['run_id']}` at commit `{rounds[0]['git_commit']}`"
-    return f"{len(rounds)} rounds, each from the previous round's weights with a fresh learning-rate schedule: " + ", ".join(
-        f"{r['steps']} steps (seed {r['seed']}, run `{r['run_id']}`, commit `{r['git_commit']}`)" for r in rounds)
+    each = [f"{r['steps']} steps (seed {r['seed']}, run `{r['run_id']}`, commit `{r['git_commit']}`)" for r in rounds]
+    return f"{len(rounds)} rounds, each from the previous round's weights with a fresh learning-rate schedule: " + (
+        ", ".join(each))
 
 
 def model_card(card: dict) -> str:
@@ -281,7 +293,7 @@ def tables() -> None:
     """Baselines on both evaluation sets, results/eval/ report from the eval rows, and the README's reference table
     from the model cards."""
     zoo("eval", "-m", "model=" + ",".join(BASELINES), "data=" + ",".join(DATASETS), f"results_dir={EVAL_DIR / 'runs'}",
-        f"hydra.sweep.dir={OUT / 'hydra' / 'eval-baselines'}")  # fmt: skip
+        "force=true", f"hydra.sweep.dir={OUT / 'hydra' / 'eval-baselines'}")  # fmt: skip
     zoo("report", "--runs", str((EVAL_DIR / "runs").relative_to(ROOT)), "--out", str(EVAL_DIR.relative_to(ROOT)))
     lines = [README_BEGIN, "", "| model | weights | " + " | ".join(f"{d}: {n}" for d in ("real",)
                                                                    for n in ("PU21-PSNR", "PSNR-µ", "SSIM-µ"))

@@ -1,13 +1,18 @@
-"""The non-learned baselines: registration, forward contract, and Landis's operator against hand-computed values."""
+"""The non-learned baselines: registration, forward contract, each operator against values computed by hand from its
+paper's formula, and that no two baselines are the same function under the zoo's metrics."""
 
+import itertools
+
+import numpy as np
 import pytest
 import torch
 
+from zoo import metrics
 from zoo.domains import to_ntire
 from zoo.errors import ZooError
 from zoo.registry import create_model, get_spec, list_models
 
-BASELINES = ("identity", "inverse_gamma", "landis")
+BASELINES = ("identity", "inverse_gamma", "tone_cheat", "landis", "akyuz", "masia")
 
 
 @pytest.fixture(scope="module")
@@ -42,10 +47,59 @@ def test_identity_is_exact(ldr):
     assert torch.equal(create_model("identity")(ldr), ldr)
 
 
-def test_inverse_gamma_scores_as_identity_in_the_ntire_encoding(ldr):
-    linear = create_model("inverse_gamma")(ldr)
-    torch.testing.assert_close(linear, ldr**2.24, rtol=0, atol=0)
-    torch.testing.assert_close(to_ntire(linear, "linear_relative"), ldr, rtol=1e-5, atol=1e-6)
+def srgb_by_hand(c: float) -> float:
+    return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+
+def test_inverse_gamma_is_the_srgb_eotf(ldr):
+    expected = torch.tensor(np.vectorize(srgb_by_hand)(ldr.numpy()))
+    torch.testing.assert_close(create_model("inverse_gamma")(ldr), expected.float(), rtol=1e-6, atol=1e-7)
+
+
+def test_every_pair_of_baselines_scores_differently():
+    """Two baselines that are the same function under the NTIRE encoding would tie in every table."""
+    image = torch.rand(1, 3, 48, 64, generator=torch.Generator().manual_seed(3)) ** 1.5
+    image[..., 10:20, 10:30] = 1.0  # a clipped highlight, where the expansion operators differ
+    reference = (image[0].permute(1, 2, 0).numpy() ** 2.24 * 1.5) ** (1 / 2.24)
+    scores = {}
+    for name in BASELINES:
+        out = to_ntire(create_model(name)(image), get_spec(name).output_domain)[0].permute(1, 2, 0).numpy()
+        scores[name] = metrics.pu21_psnr(reference, out), metrics.psnr_mu(reference, out)
+    for a, b in itertools.combinations(BASELINES, 2):
+        assert abs(scores[a][0] - scores[b][0]) > 1e-3 or abs(scores[a][1] - scores[b][1]) > 1e-3, (a, b, scores)
+
+
+def test_tone_cheat_is_scale_times_power():
+    x = torch.tensor([0.0, 0.25, 0.5, 1.0]).reshape(1, 1, 2, 2).expand(1, 3, 2, 2)
+    out = create_model("tone_cheat", scale=2.0, gamma=1.5)(x)
+    torch.testing.assert_close(out, 2.0 * x**1.5)
+    with pytest.raises(ZooError, match="tone_cheat: scale and gamma must be positive"):
+        create_model("tone_cheat", gamma=0)
+
+
+def test_akyuz_matches_the_formula_by_hand():
+    """L_w = k·((L − L_min)/(L_max − L_min))^γ on display luminance, colour kept by the ratio."""
+    x = torch.tensor([[0.2, 0.4, 0.6], [0.3, 0.5, 0.9]]).T.reshape(1, 3, 1, 2)  # two pixels
+    rgb = np.vectorize(srgb_by_hand)(x[0, :, 0].numpy().T)  # 2 pixels × 3 channels, linear
+    lum = rgb @ np.array([0.2126, 0.7152, 0.0722])
+    expanded = 10.0 * (lum - lum.min()) / (lum.max() - lum.min())
+    expected = rgb * (expanded / lum)[:, None]
+    out = create_model("akyuz")(x)[0, :, 0].numpy().T
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_masia_gamma_follows_the_image_key():
+    """γ = 10.44·k − 6.282 with k = (log L_avg − log L_min)/(log L_max − log L_min), clamped to [1, 10]."""
+    x = torch.tensor([0.1, 0.95, 0.98, 1.0]).reshape(1, 1, 2, 2).expand(1, 3, 2, 2).contiguous()  # grey pixels
+    lum = np.vectorize(srgb_by_hand)(np.array([0.1, 0.95, 0.98, 1.0]))
+    key = (np.log(lum).mean() - np.log(lum.min())) / (np.log(lum.max()) - np.log(lum.min()))
+    gamma = np.clip(10.44 * key - 6.282, 1, 10)
+    assert 1 < gamma < 10  # this image is bright enough for the fit to expand
+    out = create_model("masia")(x)[0, 0].flatten().numpy()
+    np.testing.assert_allclose(out, lum**gamma, rtol=1e-5)
+    low_key = torch.tensor([0.05, 0.05, 0.06, 1.0]).reshape(1, 1, 2, 2).expand(1, 3, 2, 2).contiguous()
+    # mostly dark: the fit would compress or invert (γ < 1); clamped to γ = 1, the linearised input
+    torch.testing.assert_close(create_model("masia")(low_key), create_model("inverse_gamma")(low_key))
 
 
 def landis_by_hand(r, g, b, threshold=0.5, alpha=2.0, max_luminance=10.0):

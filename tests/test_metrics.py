@@ -201,7 +201,11 @@ def test_pu21_scale_follows_the_reference_peak(pair):
 def test_compute_all_equals_the_individual_metrics(pair):
     reference, result = pair
     scores = compute_all(reference, result)
-    assert set(scores) == set(METRICS) == {"psnr_l_ntire", "psnr_mu_ntire", "ssim_mu_ntire", "pu21_psnr_rgb"}
+    assert set(scores) == set(METRICS) == {"psnr_l_ntire", "psnr_mu_ntire", "ssim_mu_ntire", "pu21_psnr_rgb",
+                                           "pu21_psnr_y", "pu21_ssim_y", "pu21_psnr_rgb_crf", "pu21_psnr_y_crf",
+                                           "pu21_ssim_y_crf"}  # fmt: skip
+    for key in ("pu21_psnr_y", "pu21_ssim_y", "pu21_psnr_rgb_crf", "pu21_psnr_y_crf", "pu21_ssim_y_crf"):
+        assert scores[key] == METRICS[key].fn(reference, result), key  # one shared CRF fit, same values
     assert scores["psnr_l_ntire"] == psnr_l(reference, result)
     assert scores["psnr_mu_ntire"] == psnr_mu(reference, result)
     assert scores["ssim_mu_ntire"] == ssim_mu(reference, result)

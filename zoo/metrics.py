@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from scipy.ndimage import correlate1d
 
+from zoo.crf_correction import crf_correct
 from zoo.domains import NTIRE_GAMMA
 from zoo.errors import ZooError
 
@@ -44,12 +45,14 @@ PU21_PSNR_PEAK = 256.0  # the peak used by pu21_metric.m: PU21 maps 100 cd/m² t
 PU21_PEAK_LUMINANCE = 4000.0  # cd/m², display peak of the SI-HDR example script
 
 # SSIM (Wang et al. 2004): 11×11 Gaussian window with σ = 1.5, K1 = 0.01, K2 = 0.03, data range 1.
+MIN_SIDE = 11  # the smallest image side every metric can score (one SSIM window)
+LUMINANCE_WEIGHTS = (0.212656, 0.715158, 0.072186)  # Rec. 709, as pu21_metric.m
 SSIM_SIGMA = 1.5
 SSIM_RADIUS = 5
 SSIM_K1, SSIM_K2 = 0.01, 0.03
 
 PROTOCOL: dict[str, str | float | int | bool] = {
-    "metrics_version": 1,
+    "metrics_version": 2,
     "input_encoding": "ntire_gamma",
     "ntire_gamma": NTIRE_GAMMA,
     "ntire_percentile": NTIRE_PERCENTILE,
@@ -65,7 +68,9 @@ PROTOCOL: dict[str, str | float | int | bool] = {
     "pu21_scale_rule": "reference_peak",  # linear·k with k = peak_luminance / max(reference linear), same k for both
     "pu21_peak_luminance": PU21_PEAK_LUMINANCE,
     "pu21_luminance_range": f"[{PU21_MIN_LUMINANCE}, {PU21_MAX_LUMINANCE:g}] cd/m2",
-    "crf_correction": False,
+    "crf_correction": "none for pu21_*; *_crf: SI-HDR crf_correction.m defaults (deg 3, lambda 0.01, pq, luv)",
+    "sihdr_luminance": "Rec. 709 (0.212656, 0.715158, 0.072186)",
+    "pu21_ssim": "SSIM of PU21-encoded luminance, data range 256, valid windows",
 }
 
 
@@ -208,7 +213,8 @@ def ssim_mu(reference: Image, result: Image) -> float:
     """
     ref, res = _pair(reference, result)
     if min(ref.shape[:2]) < 2 * SSIM_RADIUS + 1:
-        raise ZooError(f"reference: SSIM needs images of at least 11×11 pixels, got {ref.shape[0]}×{ref.shape[1]}")
+        raise ZooError(f"reference: SSIM needs images of at least {MIN_SIDE}×{MIN_SIDE} pixels, got "
+                       f"{ref.shape[0]}×{ref.shape[1]}")  # fmt: skip
     ref_linear = ref**NTIRE_GAMMA
     norm = _percentile(ref_linear)
     return ssim(_tonemap(ref_linear, norm), _tonemap(_linear(res), norm))
@@ -258,6 +264,49 @@ def pu21_psnr(reference: Image, result: Image, peak_luminance: float = PU21_PEAK
     return _psnr(pu21_encode(ref_abs), pu21_encode(res_abs), peak=PU21_PSNR_PEAK)
 
 
+# ------------------------------------------------------------------------------------------------- SI-HDR
+
+
+def luminance(rgb: np.ndarray) -> np.ndarray:
+    """Rec. 709 luminance of H×W×3 linear RGB (the weights of ``pu21_metric.m``)."""
+    return rgb @ np.asarray(LUMINANCE_WEIGHTS)
+
+
+def _sihdr_scores(ref_abs: np.ndarray, res_abs: np.ndarray, suffix: str) -> dict[str, float]:
+    """PU21-PSNR on RGB and on luminance, PU21-SSIM on luminance, of absolute (reference, result)."""
+    pu_ref, pu_res = pu21_encode(luminance(ref_abs))[..., None], pu21_encode(luminance(res_abs))[..., None]
+    return {f"pu21_psnr_rgb{suffix}": _psnr(pu21_encode(ref_abs), pu21_encode(res_abs), peak=PU21_PSNR_PEAK),
+            f"pu21_psnr_y{suffix}": _psnr(pu_ref, pu_res, peak=PU21_PSNR_PEAK),
+            f"pu21_ssim_y{suffix}": ssim(pu_ref, pu_res, data_range=PU21_PSNR_PEAK)}  # fmt: skip
+
+
+def sihdr_metrics(reference: Image, result: Image, peak_luminance: float = PU21_PEAK_LUMINANCE) -> dict[str, float]:
+    """The SI-HDR protocol (Hanji et al. 2022) on NTIRE gamma-encoded H×W×3 (reference, result), H, W ≥ 11.
+
+    Both are mapped to absolute linear RGB by ``to_absolute`` (reference peak = ``peak_luminance`` cd/m², the same
+    factor for the result), PU21-encoded (``banding_glare``) per RGB channel (``pu21_psnr_rgb``) or on Rec. 709
+    luminance (``pu21_psnr_y``, ``pu21_ssim_y``: SSIM with data range 256, as ``pu21_metric.m``; the zoo's SSIM uses
+    valid windows where MATLAB's pads), then scored as they are and after the CRF correction of the result against the
+    reference (``zoo.crf_correction``; keys ``*_crf``). A non-finite result scores NaN everywhere.
+    """
+    ref_abs, res_abs = to_absolute(reference, result, peak_luminance)
+    if min(ref_abs.shape[:2]) < MIN_SIDE:
+        raise ZooError(f"reference: SSIM needs images of at least {MIN_SIDE}×{MIN_SIDE} pixels, got "
+                       f"{ref_abs.shape[0]}×{ref_abs.shape[1]}")  # fmt: skip
+    if not np.isfinite(res_abs).all():
+        return dict.fromkeys(SIHDR_KEYS, math.nan)
+    return {**_sihdr_scores(ref_abs, res_abs, ""), **_sihdr_scores(ref_abs, crf_correct(ref_abs, res_abs), "_crf")}
+
+
+def _sihdr(key: str) -> Callable[[Image, Image], float]:
+    def metric(reference: Image, result: Image) -> float:
+        return sihdr_metrics(reference, result)[key]
+
+    metric.__name__ = key
+    metric.__doc__ = f"``sihdr_metrics(reference, result)[{key!r}]`` (one key of the SI-HDR protocol)."
+    return metric
+
+
 # ------------------------------------------------------------------------------------------------- registry
 
 
@@ -269,6 +318,7 @@ class Metric:
     fn: Callable[[Image, Image], float]
     protocol: str
     unit: str
+    family: str = "ntire"  # the protocol family: "ntire" or "si-hdr"; a report table never mixes families
     higher_is_better: bool = True
 
 
@@ -278,13 +328,26 @@ METRICS: dict[str, Metric] = {
         Metric("psnr_l_ntire", psnr_l, "NTIRE 2021 PSNR-L (gamma-encoded, / max(reference))", "dB"),
         Metric("psnr_mu_ntire", psnr_mu, "NTIRE 2021 PSNR-mu (tanh mu-law, reference p99)", "dB"),
         Metric("ssim_mu_ntire", ssim_mu, "SSIM on the NTIRE 2021 mu-law tone-mapped images", ""),
-        Metric("pu21_psnr_rgb", pu21_psnr, "PU21-PSNR RGB, reference peak -> 4000 cd/m2, no CRF correction", "dB"),
+        Metric("pu21_psnr_rgb", pu21_psnr, "PU21-PSNR RGB, reference peak -> 4000 cd/m2, no CRF correction", "dB",
+               family="si-hdr"),
+        Metric("pu21_psnr_y", _sihdr("pu21_psnr_y"), "PU21-PSNR on luminance, no CRF correction", "dB",
+               family="si-hdr"),
+        Metric("pu21_ssim_y", _sihdr("pu21_ssim_y"), "PU21-SSIM on luminance, no CRF correction", "",
+               family="si-hdr"),
+        Metric("pu21_psnr_rgb_crf", _sihdr("pu21_psnr_rgb_crf"), "PU21-PSNR RGB after SI-HDR CRF correction", "dB",
+               family="si-hdr"),
+        Metric("pu21_psnr_y_crf", _sihdr("pu21_psnr_y_crf"), "PU21-PSNR luminance after SI-HDR CRF correction", "dB",
+               family="si-hdr"),
+        Metric("pu21_ssim_y_crf", _sihdr("pu21_ssim_y_crf"), "PU21-SSIM luminance after SI-HDR CRF correction", "",
+               family="si-hdr"),
     )
 }
+SIHDR_KEYS = tuple(name for name, m in METRICS.items() if m.family == "si-hdr")
 
 
 def compute_all(reference: Image, result: Image) -> dict[str, float]:
     """Every metric in ``METRICS`` for one NTIRE gamma-encoded H×W×3 (reference, result) pair, with ``PROTOCOL``'s
     parameters, as {key: value}. Inputs are converted to numpy float32 once and shared by the metrics."""
     ref, res = _pair(reference, result)
-    return {name: metric.fn(ref, res) for name, metric in METRICS.items()}
+    values = {name: metric.fn(ref, res) for name, metric in METRICS.items() if metric.family == "ntire"}
+    return {**values, **sihdr_metrics(ref, res)}  # one CRF fit for the three corrected scores

@@ -41,10 +41,18 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# The two protocols, never mixed in one table: NTIRE 2021 (relative HDR, μ-law with the reference's percentile) and
+# SI-HDR (absolute luminance, PU21, raw and CRF-corrected). HEADLINE keeps the four columns of the short console view.
+NTIRE_COLUMNS = ("psnr_l_ntire", "psnr_mu_ntire", "ssim_mu_ntire")
+SIHDR_COLUMNS = ("pu21_psnr_rgb", "pu21_psnr_rgb_crf", "pu21_psnr_y", "pu21_psnr_y_crf", "pu21_ssim_y",
+                 "pu21_ssim_y_crf")  # fmt: skip
+ESTIMATED = NTIRE_COLUMNS + SIHDR_COLUMNS
 HEADLINE = ("psnr_l_ntire", "psnr_mu_ntire", "ssim_mu_ntire", "pu21_psnr_rgb")
 METRIC_NAMES = {"psnr_l_ntire": "PSNR-L (dB)", "psnr_mu_ntire": "PSNR-µ (dB)", "ssim_mu_ntire": "SSIM-µ",
-                "pu21_psnr_rgb": "PU21-PSNR (dB)"}  # fmt: skip
-DIGITS = {"psnr_l_ntire": 2, "psnr_mu_ntire": 2, "ssim_mu_ntire": 4, "pu21_psnr_rgb": 2}
+                "pu21_psnr_rgb": "PU21-PSNR (dB)", "pu21_psnr_rgb_crf": "PU21-PSNR CRF (dB)",
+                "pu21_psnr_y": "PU21-PSNR-Y (dB)", "pu21_psnr_y_crf": "PU21-PSNR-Y CRF (dB)",
+                "pu21_ssim_y": "PU21-SSIM-Y", "pu21_ssim_y_crf": "PU21-SSIM-Y CRF"}  # fmt: skip
+DIGITS = {m: 4 if "ssim" in m else 2 for m in ESTIMATED}
 SIGNIFICANCE_METRIC = "pu21_psnr_rgb"
 SIGNIFICANCE_DB = 3.5  # SI-HDR benchmark: smaller PU21-PSNR differences are not significant
 GENERATED = ("summary.csv", "failed.csv", "tables.md", "tables.tex")
@@ -203,8 +211,8 @@ def _disambiguate(variants: list[Variant]) -> None:
 def _estimate(rows: list[dict[str, Any]], metric: str) -> Estimate:
     """Bootstrap estimate over the (seeds × images) grid; images are matched by id across seeds."""
     ids = sorted({im["image"] for r in rows for im in r.get("images", [])})
-    if not ids:
-        return bootstrap_ci([[math.nan]])
+    if not ids or not any(metric in im for r in rows for im in r.get("images", [])):
+        return Estimate(math.nan, math.nan, math.nan, 0)  # not measured (a row older than the metric): n/a, no note
     column = {image_id: j for j, image_id in enumerate(ids)}
     grid = np.full((len(rows), len(ids)), np.nan)
     for i, row in enumerate(rows):
@@ -276,7 +284,7 @@ def build_tables(rows: list[dict[str, Any]], bench: dict[str, tuple[float, str]]
                 variant = Variant(label=label, model=first["model"], baseline=_is_baseline(first),
                                   config={k: v for k, v in first.get("config", {}).items() if k != "seed"},
                                   rows=members)  # fmt: skip
-                variant.estimates = {m: _estimate(members, m) for m in HEADLINE}
+                variant.estimates = {m: _estimate(members, m) for m in ESTIMATED}
                 variant.gmacs = gmacs(first["model"], variant.config.get("model", {}).get("args", {}))
                 if not variant.config.get("model", {}).get("args"):  # the benchmark runs the official variant only
                     variant.bench_seconds, variant.bench_mode = (bench or {}).get(first["model"], (math.nan, ""))
@@ -396,7 +404,8 @@ def _protocol_summary(protocol: dict[str, Any], scale_rule: str) -> str:
     parts = [f"metrics v{p.get('metrics_version', '?')}", f"input {p.get('input_encoding', '?')}",
              f"µ-law µ={p.get('ntire_mu', '?')} with the reference's {p.get('ntire_percentile', '?')}th percentile",
              f"PU21 {p.get('pu21_params', '?')}, reference peak → {p.get('pu21_peak_luminance', '?')} cd/m²",
-             "CRF correction " + ("on" if p.get("crf_correction") else "off"), f"scale rule {scale_rule}"]  # fmt: skip
+             "CRF correction " + ("in the *_crf columns" if p.get("crf_correction") else "off"),
+             f"scale rule {scale_rule}"]  # fmt: skip
     return "; ".join(parts)
 
 
@@ -416,8 +425,8 @@ def _markdown_table(header: list[str], lines: list[list[str]]) -> str:
 
 
 def _table_lines(table: Table) -> tuple[list[str], list[list[str]]]:
-    header = ["model", "seeds", *(METRIC_NAMES[m] for m in HEADLINE), "Δ PU21 vs best (paired)", "P(best)",
-              "SI-HDR 3.5 dB rule", "params", "GMACs",
+    """The NTIRE-protocol table with each variant's cost."""
+    header = ["model", "seeds", *(METRIC_NAMES[m] for m in NTIRE_COLUMNS), "params", "GMACs",
               f"s/image ({_eval_size(table.data)})", "s/image 1900×1060 (bench)", "train min", "steps×batch"]  # fmt: skip
     lines = []
     for v in table.variants:
@@ -429,18 +438,27 @@ def _table_lines(table: Table) -> tuple[list[str], list[list[str]]]:
         else:  # a zoo eval row: the checkpoint's training steps (its batch size is in the model card)
             budget = f"{v.mean_of('steps'):.0f} steps" if math.isfinite(v.mean_of("steps")) else "n/a"
         lines.append([
-            v.label, str(len(v.rows)), *(_ci_text(v.estimates[m], DIGITS[m]) for m in HEADLINE), _delta_text(table, v),
-            _p_best_text(table, v), _rule_text(table, v), f"{int(params):,}" if math.isfinite(params) else "n/a", _num(v.gmacs, 1),
+            v.label, str(len(v.rows)), *(_ci_text(v.estimates[m], DIGITS[m]) for m in NTIRE_COLUMNS),
+            f"{int(params):,}" if math.isfinite(params) else "n/a", _num(v.gmacs, 1),
             _num(v.mean_of("seconds_per_image"), 3), _bench_text(v), _num(v.mean_of("train_seconds") / 60, 1),
             budget,
         ])  # fmt: skip
     return header, lines
 
 
+def _sihdr_lines(table: Table) -> tuple[list[str], list[list[str]]]:
+    """The SI-HDR-protocol table with the paired statistics against the best variant."""
+    header = ["model", "seeds", *(METRIC_NAMES[m] for m in SIHDR_COLUMNS), "Δ PU21 vs best (paired)", "P(best)",
+              "SI-HDR 3.5 dB rule"]  # fmt: skip
+    lines = [[v.label, str(len(v.rows)), *(_ci_text(v.estimates[m], DIGITS[m]) for m in SIHDR_COLUMNS),
+              _delta_text(table, v), _p_best_text(table, v), _rule_text(table, v)] for v in table.variants]  # fmt: skip
+    return header, lines
+
+
 def _notes(table: Table) -> list[str]:
     notes = []
     for v in table.variants:
-        excluded = {m: v.estimates[m].excluded for m in HEADLINE if v.estimates[m].excluded}
+        excluded = {m: v.estimates[m].excluded for m in ESTIMATED if v.estimates[m].excluded}
         if excluded:
             notes.append(f"{v.label}: non-finite per-image values left out of the mean ({_canonical(excluded)}; +inf "
                          f"PSNR means an image was reproduced exactly)")  # fmt: skip
@@ -461,9 +479,13 @@ def render_markdown(tables: list[Table], failed: list[dict[str, Any]], unreadabl
            else "") + ".", ""]  # fmt: skip
     for table in tables:
         header, lines = _table_lines(table)
+        sihdr_header, sihdr = _sihdr_lines(table)
         out += [f"## {table.key}", "",
                 f"Protocol {table.protocol_id}: {_protocol_summary(table.protocol, table.scale_rule)}. "
-                f"{_data_summary(table)}.", "", _markdown_table(header, lines), ""]  # fmt: skip
+                f"{_data_summary(table)}.", "", "NTIRE 2021 protocol:", "", _markdown_table(header, lines), "",
+                "SI-HDR protocol (absolute luminance, reference peak → "
+                f"{table.protocol.get('pu21_peak_luminance', '?')} cd/m², PU21; CRF: after the SI-HDR CRF correction; "
+                "n/a: rows made before these metrics existed):", "", _markdown_table(sihdr_header, sihdr), ""]  # fmt: skip
         notes = _notes(table) + (plots.notes.get(table.key, []) if plots else [])
         out += [f"- {note}" for note in notes] + ([""] if notes else [])
         for name in plots.figures.get(table.key, []) if plots else []:
@@ -498,11 +520,14 @@ def _tex_escape(text: str) -> str:
     return text
 
 
+LATEX_COLUMNS = ("pu21_psnr_rgb", "pu21_psnr_rgb_crf", "pu21_psnr_y_crf")  # the SI-HDR protocol, as papers quote it
+
+
 def render_latex(tables: list[Table], source: str = "results/runs") -> str:
-    """One booktabs table per results table; needs \\usepackage{booktabs}."""
+    """One booktabs table (SI-HDR protocol) per results table; needs \\usepackage{booktabs}."""
     out = [f"% Generated by `zoo report` from {source} (do not edit). Needs \\usepackage{{booktabs}}.", ""]
     for table in tables:
-        columns = ["Model", *(METRIC_NAMES[m] for m in HEADLINE), "Δ PU21", "Params", "GMACs"]
+        columns = ["Model", *(METRIC_NAMES[m] for m in LATEX_COLUMNS), "Δ PU21", "Params", "GMACs"]
         caption = (f"{table.key}: mean [95 % bootstrap CI] over seeds and evaluation images. Protocol "
                    f"{table.protocol_id}: {_protocol_summary(table.protocol, table.scale_rule)}. "
                    f"{_data_summary(table)}. n.s.: within {SIGNIFICANCE_DB} dB PU21-PSNR of the best.")  # fmt: skip
@@ -511,7 +536,7 @@ def render_latex(tables: list[Table], source: str = "results/runs") -> str:
                 r"\begin{tabular}{l" + "c" * (len(columns) - 1) + "}", r"\toprule",
                 " & ".join(_tex_escape(c) for c in columns) + r" \\", r"\midrule"]  # fmt: skip
         for v in table.variants:
-            cells = [v.label, *(_ci_text(v.estimates[m], DIGITS[m]) for m in HEADLINE), _delta_text(table, v),
+            cells = [v.label, *(_ci_text(v.estimates[m], DIGITS[m]) for m in LATEX_COLUMNS), _delta_text(table, v),
                      f"{v.mean_of('params') / 1e6:.2f}M" if math.isfinite(v.mean_of("params")) else "n/a",
                      _num(v.gmacs, 1)]  # fmt: skip
             out.append(" & ".join(_tex_escape(c) for c in cells) + r" \\")
@@ -533,7 +558,7 @@ def _csv_num(value: float, digits: int = 4) -> str:
 
 def render_summary_csv(tables: list[Table]) -> str:
     header = ["table", "label", "model", "baseline", "n_seeds", "seeds", "n_images"]
-    for m in HEADLINE:
+    for m in ESTIMATED:
         header += [f"{m}_mean", f"{m}_ci_low", f"{m}_ci_high"]
     header += ["pu21_delta_vs_best", "significance_vs_best", "pu21_paired_delta", "pu21_paired_low", "pu21_paired_high",
                "p_best", "params", "gmacs_1900x1060", "seconds_per_image_eval",
@@ -543,7 +568,7 @@ def render_summary_csv(tables: list[Table]) -> str:
         for v in table.variants:
             line: list[Any] = [table.key, v.label, v.model, int(v.baseline), len(v.rows), " ".join(map(str, v.seeds)),
                                v.n_images]  # fmt: skip
-            for m in HEADLINE:
+            for m in ESTIMATED:
                 e = v.estimates[m]
                 line += [_csv_num(e.mean), _csv_num(e.low), _csv_num(e.high)]
             params = v.mean_of("params")
@@ -573,7 +598,7 @@ def write_report(runs_dir: Path, out_dir: Path, plots: bool = True) -> str:
     """Regenerate ``out_dir``/{summary.csv, failed.csv, tables.md, tables.tex} (and ``out_dir``/plots/ when ``plots``)
     from the rows in ``runs_dir``; returns the Markdown tables for the console. Reads ``out_dir``/bench/speed.csv when the
     speed benchmark wrote it."""
-    from zoo.io import atomic_write
+    from zoo.io import atomic_write, check_writable_folder
 
     runs_dir, out_dir = Path(runs_dir), Path(out_dir)
     if not runs_dir.is_dir():
@@ -585,7 +610,9 @@ def write_report(runs_dir: Path, out_dir: Path, plots: bool = True) -> str:
     failed.sort(key=lambda r: (str(r.get("model", "")), int(r.get("seed", 0)), r["run_id"]))
     bench, bench_note = read_bench(out_dir / BENCH_CSV)
     tables = build_tables(rows, bench)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    check_writable_folder(out_dir, f"--out {out_dir}")  # before anything is replaced
+    if plots:
+        check_writable_folder(out_dir / PLOTS_DIR, f"--out {out_dir}")
 
     figures = None
     if plots:
