@@ -20,6 +20,7 @@ import torch
 
 from zoo import pretrained, results
 from zoo.config import EvalConfig
+from zoo.data import DataConfig
 from zoo.data.common import check_config
 from zoo.data.config import TRAIN_ONLY_KEYS
 from zoo.errors import ZooError
@@ -59,6 +60,18 @@ def eval_id(config: dict[str, Any]) -> str:
     return "eval-" + results.config_hash(config)
 
 
+SIHDR_CLIP = 0.05  # the default evaluation camera: SI-HDR's clip_95 (5 % of the pixels saturated)
+
+
+def default_tag(data: DataConfig) -> str:
+    """``eval-<data>``; at another clipping level than the default clip_95, ``eval-<data>-clip_NN`` (SI-HDR's names:
+    clip_97 = 3 % saturated), so each level gets its own report table."""
+    fraction = data.camera.eval_clip_fraction
+    if abs(fraction - SIHDR_CLIP) < 1e-9:
+        return f"eval-{data.name}"
+    return f"eval-{data.name}-clip_{round(100 * (1 - fraction)):d}"
+
+
 def eval_run(cfg: EvalConfig) -> dict[str, Any]:
     """Evaluate one (model, weights, dataset); returns the row (also written to ``cfg.results_dir``)."""
     torch.set_num_threads(max(1, cfg.threads))
@@ -67,7 +80,7 @@ def eval_run(cfg: EvalConfig) -> dict[str, Any]:
     sha = pretrained.sha256_of(path) if path is not None else "none"
     config = eval_config(cfg, sha)
     rid = eval_id(config)
-    tag = cfg.tag or f"eval-{cfg.data.name}"
+    tag = cfg.tag or default_tag(cfg.data)
     existing = results.row_path(cfg.results_dir, rid)
     if existing.is_file() and not cfg.force:
         prior = results.read_row(existing)
