@@ -46,6 +46,7 @@ def _hydra_app(argv: list[str], command: str = "run") -> int:
 
     @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config" if command == "run" else "eval")
     def app(cfg: DictConfig) -> None:
+        from zoo.job import isolated, run_isolated
         from zoo.report import format_rows
 
         if command == "run":
@@ -54,6 +55,11 @@ def _hydra_app(argv: list[str], command: str = "run") -> int:
             from zoo.eval_run import eval_run as run
 
         multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+        if multirun and command == "run" and isolated(HydraConfig.get().launcher):
+            row = run_isolated(cfg, Path(HydraConfig.get().runtime.output_dir))  # zoo.job: a killed job is a row
+            if row:
+                print(format_rows([row]))
+            return
         try:
             run_cfg = OmegaConf.to_object(cfg)
             row = run(run_cfg)

@@ -68,9 +68,7 @@ def run(cfg: RunConfig) -> dict[str, Any]:
     if prior is not None and not cfg.force and prior.get("status") == "ok":
         log.info("run %s already finished (%s); skipping (force=true reruns it)", rid, existing)
         return _add_tag(cfg.results_dir, prior, cfg.tag)
-    base = {"run_id": rid, "model": cfg.model.name, "data": cfg.data.name, "seed": cfg.seed, "tag": cfg.tag,
-            "tags": _merged_tags(prior, cfg.tag), "config": results.semantic_config(config),
-            "git_commit": results.git_commit()}  # fmt: skip
+    base = row_base(cfg, prior)
     tic = time.perf_counter()
     try:
         if distributed.env_rank() == 0:  # before the process group is up
@@ -228,6 +226,22 @@ def scalar_logger(enabled: bool, folder: Path):
 # Tags: the run id ignores the tag, so a finished run reached again by another sweep (an ablation's default variant is
 # the zoo sweep's run; baselines are in every sweep) is not rerun; it gains that sweep's tag instead, so every table
 # that lists it finds it. ``tags`` holds every tag a row was reached with, ``tag`` the one it was computed with.
+
+
+def row_base(cfg: RunConfig, prior: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The fields every row of ``cfg`` has, finished or failed."""
+    config = config_dict(cfg)
+    return {"run_id": results.run_id(config), "model": cfg.model.name, "data": cfg.data.name, "seed": cfg.seed,
+            "tag": cfg.tag, "tags": _merged_tags(prior, cfg.tag), "config": results.semantic_config(config),
+            "git_commit": results.git_commit()}  # fmt: skip
+
+
+def record_failure(cfg: RunConfig, error: str, wall_seconds: float) -> Path:
+    """Write a ``failed`` row for ``cfg`` (for a job that could not write its own: killed by a signal)."""
+    existing = results.row_path(cfg.results_dir, results.run_id(config_dict(cfg)))
+    prior = results.read_row(existing) if existing.is_file() else None
+    row = {**row_base(cfg, prior), "status": "failed", "error": error, "wall_seconds": wall_seconds}
+    return results.write_row(cfg.results_dir, row)
 
 
 def _merged_tags(prior: dict[str, Any] | None, tag: str) -> list[str]:
