@@ -89,6 +89,13 @@ def test_recipe_losses(loss):
     batch = {"ldr": torch.rand(1, 3, 16, 16), "target": torch.rand(1, 3, 16, 16) * 3}
     value, logs = recipe.stages[0].objectives[0].loss(nets, batch, {})
     assert value.ndim == 0 and torch.isfinite(value) and loss in logs
+    # the value is the named loss of this very prediction (swapping L1 and L2, or dropping tanh, fails here)
+    with torch.no_grad():
+        pred, target = nets["model"](batch["ldr"]), batch["target"]
+    if loss.startswith("tanh_"):
+        pred, target = torch.tanh(pred), torch.tanh(target)
+    expected = (pred - target).abs().mean() if loss.endswith("l1") else ((pred - target) ** 2).mean()
+    torch.testing.assert_close(value.detach(), expected, rtol=1e-5, atol=1e-7)
 
 
 def test_unknown_loss_is_rejected():

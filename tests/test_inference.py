@@ -42,7 +42,7 @@ def test_caller_model_is_untouched_and_spec_is_kept():
 
 
 def test_jit_frozen_variant_is_equivalent():
-    model = zoo.create_model("twostage" if "twostage" in zoo.list_models() else "hdrunet").eval()
+    model = zoo.create_model("twostage").eval()
     fast = optimize_for_inference(model, jit=True)
     x = sample(64, 92, seed=2)  # aligned, so a trace (if one was kept) is the path taken
     with torch.inference_mode():
@@ -70,7 +70,7 @@ def test_unknown_precision_is_refused():
 
 
 def test_optimized_model_tiles_like_the_original():
-    name = "twostage" if "twostage" in zoo.list_models() else "hdrunet"
+    name = "twostage"
     model = zoo.create_model(name).eval()
     fast = optimize_for_inference(model)
     x = sample(70, 90, seed=5)

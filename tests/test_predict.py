@@ -82,7 +82,7 @@ def test_cli_predicts_an_odd_size_with_every_model(tmp_path, index, name):
 def test_cli_tiles_a_folder_skips_an_unreadable_file_and_matches_the_api(tmp_path):
     """The brief's example size (517×389) through the CLI with forced tiling (2×2 tiles), against the untiled Python
     API with the same weights; a corrupt file in the folder is reported on one line and skipped."""
-    name = "twostage" if "twostage" in zoo.list_models() else "hdrunet"  # the smaller halo keeps this test fast
+    name = "twostage"  # the smaller halo keeps this test fast
     model = zoo.create_model(name).eval()
     weights = save_checkpoint(tmp_path / f"{name}.pt", model)
     folder = tmp_path / "photos"
@@ -115,7 +115,7 @@ def test_every_format_is_written_readable_and_all_or_nothing(tmp_path, fmt):
 
 
 def test_predict_image_keeps_the_native_domain_at_odd_sizes():
-    model = zoo.create_model("twostage" if "twostage" in zoo.list_models() else "hdrunet").eval()
+    model = zoo.create_model("twostage").eval()
     ldr = np.random.default_rng(2).uniform(0, 1, (31, 45, 3)).astype(np.float32)
     result = predict_image(model, ldr)
     with torch.inference_mode():

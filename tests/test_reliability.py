@@ -123,3 +123,26 @@ def test_a_job_that_runs_out_of_memory_under_a_real_limit_fails_alone(tmp_path):
     rows = rows_by_seed(out)
     assert rows[0]["status"] == "ok", rows[0].get("error")
     assert rows[1]["status"] == "failed" and "memory" in rows[1]["error"].lower(), rows[1]["error"]
+
+
+WRITER = """
+import sys
+from zoo import results
+row = {"run_id": "same", "status": "ok", "padding": sys.argv[2] * 400_000}
+for _ in range(40):
+    results.write_row(sys.argv[1], row)
+"""
+
+
+def test_concurrent_row_writers_never_expose_a_partial_row(tmp_path):
+    """Two processes rewrite the same 800 kB row while this one reads it: every read parses, whoever wrote last. A
+    writer that wrote in place (not temp + rename) is caught here: readers see truncated JSON."""
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), letter], env=ENV) for letter in "ab"]
+    path, reads = tmp_path / "same.json", 0
+    while any(w.poll() is None for w in writers):
+        if path.is_file():
+            row = json.loads(path.read_text())  # raises on a partial file
+            assert row["padding"] in ("a" * 400_000, "b" * 400_000)
+            reads += 1
+    assert all(w.returncode == 0 for w in writers) and reads > 10
+    assert [p.name for p in tmp_path.iterdir()] == ["same.json"]  # no temporary file left

@@ -142,7 +142,7 @@ def test_protocol_model_tiles_exactly_with_one_global_context():
 
 
 def test_automatic_tiling_under_a_small_budget_matches_untiled():
-    model = zoo.create_model("twostage" if "twostage" in zoo.list_models() else "hdrunet").eval()
+    model = zoo.create_model("twostage").eval()
     x = torch.rand(1, 3, 61, 83, generator=torch.Generator().manual_seed(3))
     budget = int(tiling.activation_bytes_per_pixel(model) * tiling.SAFETY * 60 * 60)  # windows of ≤ 3600 px
     plan = tiling.plan_tiles(model, 61, 83, budget_bytes=budget)
@@ -157,7 +157,7 @@ def test_negative_tile_is_refused():
 
 
 def test_exact_halo_equals_untiled_up_to_rounding():
-    model = zoo.create_model("twostage" if "twostage" in zoo.list_models() else "hdrunet").eval()
+    model = zoo.create_model("twostage").eval()
     field = tiling.receptive_field(model)
     assert field.exact is not None and field.effective <= field.exact
     x = torch.rand(1, 3, 57, 75, generator=torch.Generator().manual_seed(4))
