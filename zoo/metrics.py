@@ -144,6 +144,11 @@ def ntire_mu_tonemap(image: Image, reference: Image) -> np.ndarray:
     return _tonemap(_linear(img), _percentile(ref**NTIRE_GAMMA))
 
 
+def mu_norm(reference: Image) -> float:
+    """The normalisation of the NTIRE μ-law for ``reference`` (its linear 99th percentile), as ``psnr_mu`` uses it."""
+    return float(_percentile(_as_image(reference, "reference").astype(np.float32) ** NTIRE_GAMMA))
+
+
 def _percentile(ref_linear: np.ndarray) -> np.floating:
     """99th percentile of the reference's linear values over all values: the μ-law's normalisation."""
     norm = np.percentile(ref_linear, NTIRE_PERCENTILE)

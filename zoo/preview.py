@@ -21,8 +21,56 @@ from zoo.evaluate import predict_ntire
 from zoo.registry import ModelSpec
 
 CROP = 96  # pixels; smaller images are shown whole
+HDR_CROP = 64  # pixels of the HDR crops (every evaluation image of a row, for the results page)
 SATURATED = 250 / 255  # an input pixel whose brightest channel reaches this is clipped (or nearly)
 PANELS = ("input", "prediction", "reference")
+
+
+def hdr_preview_path(row_path: str | Path) -> Path:
+    """``results/runs/<run_id>.json`` → ``results/runs/<run_id>.preview.hdr.png``."""
+    return Path(row_path).with_suffix(".preview.hdr.png")
+
+
+def hdr_strip(ldr: np.ndarray, reference: np.ndarray, prediction: np.ndarray) -> np.ndarray:
+    """The linear relative radiance (NTIRE linear, x**2.24) of [input | prediction | reference] on the highlight crop
+    (``HDR_CROP`` px) of one evaluation image: h×3w×3 float32."""
+    top, left, h, w = highlight_crop(ldr, HDR_CROP)
+    window = (slice(top, top + h), slice(left, left + w))
+    panels = [np.maximum(p[window], 0).astype(np.float32) ** metrics.NTIRE_GAMMA for p in (ldr, prediction, reference)]
+    return np.concatenate(panels, axis=1)
+
+
+def encode_rgbe(linear: np.ndarray) -> np.ndarray:
+    """H×W×3 float ≥ 0 → H×W×4 uint8 Radiance RGBE (Ward 1991: shared exponent in the 4th channel, ~1 % precision)."""
+    peak = linear.max(axis=2)
+    mantissa, exponent = np.frexp(np.maximum(peak, 1e-32))
+    scale = np.where(peak > 1e-32, mantissa * 256.0 / np.maximum(peak, 1e-32), 0.0)
+    rgb = np.clip(np.floor(linear * scale[..., None]), 0, 255)
+    e = np.where(peak > 1e-32, exponent + 128, 0)
+    return np.concatenate([rgb, e[..., None]], axis=2).astype(np.uint8)
+
+
+def decode_rgbe(rgbe: np.ndarray) -> np.ndarray:
+    """The inverse of ``encode_rgbe`` (pixel centres: +0.5 on the mantissa)."""
+    e = rgbe[..., 3].astype(np.int32)
+    factor = np.where(e > 0, np.ldexp(1.0, e - 136), 0.0)
+    return ((rgbe[..., :3].astype(np.float64) + 0.5) * factor[..., None]).astype(np.float32)
+
+
+def save_hdr_preview(row_path: str | Path, crops: list[np.ndarray] | None) -> Path | None:
+    """Every evaluation image's HDR crop strip, stacked top to bottom, as one RGBE PNG beside the row (the results
+    page re-exposes and tone-maps them in the browser). Crops of different sizes are padded with black."""
+    if not crops:
+        return None
+    import cv2
+
+    height, width = max(c.shape[0] for c in crops), max(c.shape[1] for c in crops)
+    stack = np.zeros((height * len(crops), width, 3), np.float32)
+    for i, crop in enumerate(crops):
+        stack[i * height : i * height + crop.shape[0], : crop.shape[1]] = crop
+    rgbe = encode_rgbe(stack)
+    path = hdr_preview_path(row_path)
+    return io.atomic_write(path, lambda tmp: _write_png(tmp, cv2.cvtColor(rgbe, cv2.COLOR_RGBA2BGRA)))
 
 
 def preview_path(row_path: str | Path) -> Path:

@@ -55,7 +55,7 @@ METRIC_NAMES = {"psnr_l_ntire": "PSNR-L (dB)", "psnr_mu_ntire": "PSNR-µ (dB)", 
 DIGITS = {m: 4 if "ssim" in m else 2 for m in ESTIMATED}
 SIGNIFICANCE_METRIC = "pu21_psnr_rgb"
 SIGNIFICANCE_DB = 3.5  # SI-HDR benchmark: smaller PU21-PSNR differences are not significant
-GENERATED = ("summary.csv", "failed.csv", "tables.md", "tables.tex")
+GENERATED = ("summary.csv", "failed.csv", "tables.md", "tables.tex", "index.html")
 PLOTS_DIR = "plots"
 BENCH_CSV = Path("bench") / "speed.csv"
 
@@ -599,6 +599,7 @@ def write_report(runs_dir: Path, out_dir: Path, plots: bool = True) -> str:
     from the rows in ``runs_dir``; returns the Markdown tables for the console. Reads ``out_dir``/bench/speed.csv when the
     speed benchmark wrote it."""
     from zoo.io import atomic_write, check_writable_folder
+    from zoo.webpage import PAGE_NAME, render_page
 
     runs_dir, out_dir = Path(runs_dir), Path(out_dir)
     if not runs_dir.is_dir():
@@ -621,7 +622,8 @@ def write_report(runs_dir: Path, out_dir: Path, plots: bool = True) -> str:
         figures = write_plots(tables, runs_dir, out_dir / PLOTS_DIR)
     markdown = render_markdown(tables, failed, unreadable, bench_note, figures, runs_dir.as_posix())
     texts = {"summary.csv": render_summary_csv(tables), "failed.csv": render_failed_csv(failed),
-             "tables.md": markdown, "tables.tex": render_latex(tables, runs_dir.as_posix())}  # fmt: skip
+             "tables.md": markdown, "tables.tex": render_latex(tables, runs_dir.as_posix()),
+             PAGE_NAME: render_page(tables, runs_dir, runs_dir.as_posix())}  # fmt: skip
     for name, text in texts.items():
         atomic_write(out_dir / name, lambda tmp, text=text: tmp.write_text(text, encoding="utf-8"))
     log.info("report: %d runs (%d failed) → %d tables in %s", len(rows), len(failed), len(tables), out_dir)
