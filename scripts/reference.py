@@ -187,7 +187,9 @@ def ship(model: str) -> None:
             "command": "python scripts/reference.py train " + model,
             "run_id": row["run_id"], "git_commit": row["git_commit"], "steps": sum(r["steps"] for r in chain),
             "rounds": [{"run_id": r["run_id"], "steps": r["steps"], "seed": r["seed"], "git_commit": r["git_commit"],
-                        "train_seconds": r["train_seconds"]} for r in chain],
+                        "train_seconds": r["train_seconds"], "real_pu21_psnr_rgb": r["pu21_psnr_rgb"],
+                        "real_psnr_mu_ntire": r["psnr_mu_ntire"]} for r in chain],
+            "identity_real_pu21_psnr_rgb": metric_ci(eval_rows(model)["real"]["identity"], "pu21_psnr_rgb")["mean"],
             "batch_size": cfg["train"]["batch_size"], "patch_size": cfg["data"]["patch_size"],
             "real_fraction": cfg["data"]["real_fraction"], "recipe": cfg["model"]["recipe"],
             "recipe_notes": row["recipe_notes"], "train_seconds": sum(r["train_seconds"] for r in chain),
@@ -233,10 +235,28 @@ def verdict(card: dict) -> str:
     if official["steps"]:
         share = t["steps"] * t["batch_size"] / (official["steps"] * official["batch_size"])
         parts.append(f"its budget is {100 * share:.2g} % of the published schedule's samples "
-                     f"({official['steps']:,} steps × batch {official['batch_size']}, at the papers' larger patches); "
-                     "how much more would close the gap is not measured here: the next step is a longer, resumable "
-                     "run of the same command with a larger train.steps, on a GPU")  # fmt: skip
+                     f"({official['steps']:,} steps × batch {official['batch_size']}, at the papers' larger patches)")
+    parts.append(budget_estimate(t, gap))
     return "; ".join(parts) + "."
+
+
+def budget_estimate(training: dict, gap: float) -> str:
+    """What the rounds measured about more steps, and the budget that would close ``gap`` if the trend held."""
+    rounds = training.get("rounds", [])
+    if len(rounds) < 2 or "real_pu21_psnr_rgb" not in rounds[-1]:
+        return "one round only: the gain from more steps is not measured yet (add a round to ROUNDS)"
+    steps = np.cumsum([r["steps"] for r in rounds])
+    before, after = rounds[-2]["real_pu21_psnr_rgb"], rounds[-1]["real_pu21_psnr_rgb"]
+    per_doubling = (after - before) / np.log2(steps[-1] / steps[-2])
+    measured = (f"measured on the real split: PU21-PSNR {before:.2f} dB after {steps[-2]:,} steps, {after:.2f} dB "
+                f"after {steps[-1]:,} ({per_doubling:+.2f} dB per doubling of the steps)")  # fmt: skip
+    if gap <= 0:
+        return measured
+    if per_doubling <= 0.05:
+        return measured + "; at that rate more CPU steps of this recipe will not close the gap"
+    needed = steps[-1] * 2 ** (gap / per_doubling)
+    return (measured + f"; if that rate held (an extrapolation from two points, not a measurement), about "
+            f"{needed:,.0f} steps of batch 8 × 64 px would close the gap")
 
 
 def rounds_text(rounds: list[dict]) -> str:
