@@ -1,4 +1,4 @@
-"""HDRUNet against the official code's fixture (MODELS.md §5.1) and its documented layout."""
+"""HDRUNet against the official code's fixture (docs/models.md) and its documented layout."""
 
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""zoo.metrics against independent float64 re-derivations of the published formulas (PROTOCOLS.md §2–§3)."""
+"""zoo.metrics against independent float64 re-derivations of the published formulas (docs/evaluation.md)."""
 
 import math
 
@@ -21,7 +21,7 @@ from zoo.metrics import (
 )
 
 H, W = 48, 64
-DB_TOLERANCE = 1e-3  # PROTOCOLS.md §2: float32 vs float64 differences are ≪ 0.01 dB
+DB_TOLERANCE = 1e-3  # docs/evaluation.md: float32 vs float64 differences are ≪ 0.01 dB
 
 PU21 = (0.353487901, 0.3734658629, 8.277049286e-05, 0.9062562627, 0.09150303166, 0.9099517204, 596.3148142)
 

@@ -213,7 +213,7 @@ def test_bootstrap_excludes_non_finite_values():
 
 
 def test_gmacs_counted_from_the_code():
-    # MODELS.md: HDRUNet 715 GMACs at 1900×1060 (run on the official code); baselines are element-wise only.
+    # docs/models.md: HDRUNet 715 GMACs at 1900×1060 (run on the official code); baselines are element-wise only.
     assert gmacs("hdrunet") == pytest.approx(715.24, abs=0.5)
     assert gmacs("hdrunet", {"use_condition": False, "use_weighting": False}) < gmacs("hdrunet")
     assert gmacs("identity") == 0.0

@@ -1,4 +1,4 @@
-"""SingleHDR port: parameter counts, TF fixtures (MODELS.md §5.3-5.5), official-name loading, any-size forward, the
+"""SingleHDR port: parameter counts, TF fixtures (docs/models.md), official-name loading, any-size forward, the
 staged recipe's losses and the perceptual loss."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from zoo.weights import load_weights
 
 SUBNET_PARAMS = {"dequantization": 1_999_779, "linearization": 1_200_971, "hallucination": 24_569_118,
                  "refinement": 1_266_947}  # fmt: skip
-FULL_TOLERANCES = {  # MODELS.md §5.5
+FULL_TOLERANCES = {  # docs/models.md
     "deq_raw": 1e-5, "C": 1e-5, "lin_feature_512": 1e-5, "lin_pca_w_11": 1e-5, "invcrf_before_increase": 1e-5,
     "invcrf": 2e-5, "B": 2e-5, "alpha": 2e-4, "hal_vgg_pool5": 2e-4, "hal_h6_relu": 2e-4, "hal_raw": 2e-4,
     "A": 2e-4, "ref_raw": 2e-4, "output": 2e-4,

@@ -1,4 +1,4 @@
-"""Two-stage RDAB network: architecture, fixture fidelity (MODELS.md §5.2), official checkpoint layouts, recipe."""
+"""Two-stage RDAB network: architecture, fixture fidelity (docs/models.md), official checkpoint layouts, recipe."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from zoo.models.twostage import (
 from zoo.train import build_stage_optim, fit
 from zoo.weights import load_weights
 
-FIXTURE_ATOL = 1e-5  # MODELS.md §5.5
+FIXTURE_ATOL = 1e-5  # docs/models.md
 
 
 def n_params(module: nn.Module) -> int:

@@ -1,6 +1,6 @@
 """Output domains and the one place where model outputs are converted for evaluation and writing.
 
-Domains (MODELS.md §4):
+Domains (docs/models.md):
 - ``ntire_gamma``: NTIRE 2021 encoding: relative HDR, gamma-encoded with exponent 1/2.24 (linear = x**2.24).
   Values above 1 are normal (peaks around 3 on NTIRE data). HDRUNet and the two-stage net output this.
 - ``linear_relative``: linear relative radiance, aligned to the exposure of the LDR input (1.0 ≈ the level where the
@@ -55,4 +55,4 @@ def to_ntire(x: Array, domain: str) -> Array:
     return from_linear(to_linear(x, domain), "ntire_gamma")
 
 
-SCALE_RULE = "aligned"  # recorded in every results row (PROTOCOLS.md §4: record the scale rule)
+SCALE_RULE = "aligned"  # recorded in every results row (docs/evaluation.md: record the scale rule)

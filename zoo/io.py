@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
 
-os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")  # must precede the first cv2 import (ECOSYSTEM.md §3)
+os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")  # must precede the first cv2 import (docs/environment.md)
 # OpenCV checks this against the header before it allocates (read once, at the first decode); PNG and EXR headers are
 # also checked here first (``_check_header_size``) so those errors say what was wrong.
 os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(16384 * 16384))

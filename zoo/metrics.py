@@ -1,4 +1,4 @@
-"""Image-quality metrics, each tied to the protocol it belongs to (PROTOCOLS.md §2–§4).
+"""Image-quality metrics, each tied to the protocol it belongs to (docs/evaluation.md).
 
 Every metric takes ``(reference, result)`` in that order: H×W×3 float images (numpy arrays or torch tensors) in the
 **NTIRE 2021 encoding**, i.e. relative HDR gamma-encoded with exponent 1/2.24 (linear = x**2.24; values above 1 are

@@ -1,4 +1,4 @@
-"""Bootstrap confidence intervals over images and seeds (PROTOCOLS.md §5: report CIs, not just means).
+"""Bootstrap confidence intervals over images and seeds (docs/evaluation.md: report CIs, not just means).
 
 A variant's metric values form a (seeds × images) grid: every seed of a variant is evaluated on the same frozen split,
 so image ``j`` is the same scene in every row. The two-level bootstrap resamples seeds and images independently, with

@@ -10,7 +10,7 @@ Modules: ``config`` (DataConfig, CameraConfig), ``crf`` (curve family, inverses,
 ``common`` (seeding, splits, augmentation), ``synthetic`` / ``folder`` / ``ntire`` (the sources), ``datasets``
 (``build_dataset``).
 
-Design choices and deviations (PROTOCOLS.md §6):
+Design choices and deviations (docs/data.md):
 - Noise: σ_s, σ_c, n₁ and n₂ are drawn independently per sample (σ's per channel). The official SingleHDR graph
   seeds both uniform and both normal draws identically, so there they are shared; that is a bug we do not copy.
 - Quantisation is ⌊255·y + 0.5⌋ (the SingleHDR paper), not NumPy's round-half-to-even.

@@ -1,10 +1,10 @@
-"""The forward camera: linear HDR scene → 8-bit LDR, with every intermediate (PROTOCOLS.md §6).
+"""The forward camera: linear HDR scene → 8-bit LDR, with every intermediate (docs/data.md).
 
 Steps, each seeded by the caller's generator and recorded in ``CameraSample.record``:
 1. exposure t = 1 / quantile(max_RGB(scene), 1 − q), so a fraction q of pixels clips;
 2. sensor noise in linear space, x + σ_s·x·n₁ + σ_c·n₂ then ReLU, with σ_s, σ_c drawn per channel and n₁, n₂, σ_s,
    σ_c all independent. Deliberate deviation: the official SingleHDR graph seeds both uniform draws and both normal
-   draws identically, so there σ_s and σ_c share one uniform and n₁ = n₂ (MODELS.md §3.9);
+   draws identically, so there σ_s and σ_c share one uniform and n₁ = n₂ (docs/models.md);
 3. clip to [0, 1];
 4. camera response: a forward curve applied by 1024-sample linear lookup (SingleHDR's ``apply_rf``);
 5. 8-bit quantisation ⌊255·y + 0.5⌋/255 (SingleHDR §3.1; NumPy's round would round halves to even);

@@ -12,7 +12,7 @@ from typing import Optional
 
 @dataclass
 class CameraConfig:
-    """The forward camera that turns a linear HDR scene into an 8-bit LDR (PROTOCOLS.md §6).
+    """The forward camera that turns a linear HDR scene into an 8-bit LDR (docs/data.md).
 
     Training samples draw every parameter per sample from the ranges; the frozen evaluation split uses the ``eval_*``
     values (fixed clip fraction, JPEG off by default because JPEG bytes depend on the libjpeg build).

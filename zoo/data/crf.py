@@ -2,10 +2,10 @@
 
 Every curve is sampled on the grid x_i = i/1023 (1024 samples), maps [0, 1] onto [0, 1] with f(0) = 0, f(1) = 1 and is
 strictly increasing. A *forward* curve turns clipped linear irradiance into camera brightness; its *inverse* (brightness
-→ irradiance) is what SingleHDR's Linearization-Net predicts, as g0 + H·w in a PCA basis (MODELS.md §3.4).
+→ irradiance) is what SingleHDR's Linearization-Net predicts, as g0 + H·w in a PCA basis (docs/models.md).
 
 The DoRF curves and the EMoR basis files are not redistributable, so the project builds its own family
-(PROTOCOLS.md §6.1) from a fixed seed: ``curve_bank()`` is a deterministic function of ``BANK_SEED`` and
+(docs/data.md) from a fixed seed: ``curve_bank()`` is a deterministic function of ``BANK_SEED`` and
 ``BANK_VERSION``. Its split (``CurveBank.train`` / ``CurveBank.eval``): 5 % of the in-family curves plus the whole
 ``HELD_OUT_FAMILY`` are evaluation-only; the PCA basis is computed from the training curves by
 ``zoo/data/make_basis.py`` and committed as ``zoo/data/assets/crf_basis_v1.npy`` with its sha256 (``BASIS_SHA256``),
@@ -40,7 +40,7 @@ BASE_FAMILIES = ("gamma", "sigmoid", "log", "smooth")  # perturbations and mixtu
 
 ASSET = Path(__file__).with_name("assets") / "crf_basis_v1.npy"  # (27, 1024) float64: grid, g0, h1..h25
 BASIS_SHA256 = "eb26f5772887c7716dac96448a70f24f2e975afd78ee77e1380d045860cfd542"  # printed by make_basis.py
-OFFICIAL_INVEMOR_SHA256 = "86dd5444b1d6bbfbabb02c39519909226a77774543a82a69a6f2b962914d82ee"  # MODELS.md §3.4
+OFFICIAL_INVEMOR_SHA256 = "86dd5444b1d6bbfbabb02c39519909226a77774543a82a69a6f2b962914d82ee"  # docs/models.md
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -104,7 +104,7 @@ def increase(curve: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# The curve family (PROTOCOLS.md §6.1). Each generator maps parameters to a (1024,) curve on GRID.
+# The curve family (docs/data.md). Each generator maps parameters to a (1024,) curve on GRID.
 
 
 def gamma_curve(gamma: float) -> np.ndarray:

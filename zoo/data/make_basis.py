@@ -1,4 +1,4 @@
-"""Generate the project's inverse camera-response basis (PROTOCOLS.md §6.1): ``python -m zoo.data.make_basis``.
+"""Generate the project's inverse camera-response basis (docs/data.md): ``python -m zoo.data.make_basis``.
 
 Writes ``zoo/data/assets/crf_basis_v1.npy`` ((27, 1024) float64 rows: grid i/1023, mean inverse curve g0, principal
 components h1..h25 of the training curves' inverses, the layout of EMoR's invemor.txt) and

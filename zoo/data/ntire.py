@@ -1,4 +1,4 @@
-"""The NTIRE 2021 Track 1 source: real LDR/HDR pairs in the challenge's file format (PROTOCOLS.md §1).
+"""The NTIRE 2021 Track 1 source: real LDR/HDR pairs in the challenge's file format (docs/data.md).
 
 Files are paired by ID (``NNNN_medium.png`` + ``NNNN_gt.png`` + ``NNNN_alignratio.npy``), never by sorted position as
 the organizers' scorer does; any unpaired file stops construction with a one-line error naming it. Multi-frame files

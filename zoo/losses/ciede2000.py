@@ -1,6 +1,6 @@
 """Differentiable CIEDE2000 colour difference (Sharma, Wu & Dalal 2005) and sRGB → CIELAB, in torch.
 
-No torch library provides ΔE2000 (ECOSYSTEM.md §6), hence this module. Values follow scikit-image exactly:
+No torch library provides ΔE2000 (docs/environment.md), hence this module. Values follow scikit-image exactly:
 ``srgb_to_lab`` matches ``skimage.color.rgb2lab`` (D65, 2° observer, the same matrix and the CIE-approximate
 constants 0.008856 / 7.787), ``delta_e_ciede2000`` matches ``skimage.color.deltaE_ciede2000`` (and colour-science's
 ``delta_E(method="CIE 2000")``), including the zero-chroma conventions (hue 0; Δh = 0 and h̄ = h1 + h2 when

@@ -4,7 +4,7 @@ A U-Net whose features are modulated by a condition network through spatial feat
 weighting network that blends the input back in: ``output = mask(x)·x + unet(x, cond(x))``. Output is NTIRE
 gamma-encoded HDR, unbounded (it can be negative; evaluation clamps at 0). 1,651,494 parameters.
 
-Module and parameter names follow the official code, so official checkpoints load with ``strict=True`` (MODELS.md §1.3).
+Module and parameter names follow the official code, so official checkpoints load with ``strict=True`` (docs/models.md).
 Deviation: the official network needs H and W to be multiples of 4 and crashes otherwise; ``forward`` here pads the
 input (replicate) to a multiple of 4 and crops the output back. Sizes that are already multiples of 4 are unchanged.
 """
@@ -152,7 +152,7 @@ class _IdentitySFT(nn.Module):
 
 
 def hdrunet_recipe(loss: str = "tanh_l1") -> Recipe:
-    """Official recipe (MODELS.md §1.6): Adam 2e-4, betas (0.9, 0.99), halve the LR at 20/40/60/80 % of the run
+    """Official recipe (docs/models.md): Adam 2e-4, betas (0.9, 0.99), halve the LR at 20/40/60/80 % of the run
     (the official 200k/400k/600k/800k of 1M steps), Tanh-L1 on NTIRE-encoded values. ``loss`` selects the paper's
     Table 2 ablation: l1, l2, tanh_l1, tanh_l2."""
     if loss not in HDRUNET_LOSSES:

@@ -1,6 +1,6 @@
 """SingleHDR (Liu, Lai, Chen, Kao, Yang, Chuang, Huang; CVPR 2020): single-image HDR by reversing the camera pipeline.
 
-Pipeline (official ``test_real_refinement.py``, MODELS.md §3.0), on an 8-bit sRGB LDR x in [0, 1]:
+Pipeline (official ``test_real_refinement.py``, docs/models.md), on an 8-bit sRGB LDR x in [0, 1]:
 
 1. C = clip(Dequantization-Net(x), 0, 1)                       — undo quantisation
 2. invcrf = Linearization-Net(C), B = apply_rf(C, invcrf)       — undo the camera response (per image, global)
@@ -11,7 +11,7 @@ The output is **linear relative radiance** (domain ``linear_relative``), ≥ 0, 
 clips when the weights were trained on exposure-aligned targets (the zoo's recipe). For evaluation the zoo maps it to
 the NTIRE encoding with ``zoo.domains.to_ntire``: rule ``"aligned"``, i.e. no rescaling, then x**(1/2.24). Official
 weights were fine-tuned against HDR normalised to mean 0.5 per patch, so their absolute scale is not exposure-aligned;
-scores of official weights under the "aligned" rule are therefore pessimistic (MODELS.md §3.10 lists alternatives).
+scores of official weights under the "aligned" rule are therefore pessimistic (docs/models.md, output domains).
 
 Any input size: ``forward`` pads symmetrically (numpy 'symmetric', as the official test script) by ``pad_border``
 pixels (official: 32) plus what is needed to reach a multiple of 32, and crops back. The official script instead
@@ -196,7 +196,7 @@ def build_singlehdr(
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# Official TensorFlow variable names (MODELS.md §3.6).
+# Official TensorFlow variable names (docs/models.md).
 
 # TF top-level scope -> (zoo sub-net, module path prefix inside the model)
 TF_SCOPES = {
@@ -282,7 +282,7 @@ def convert_official(obj: Any) -> dict[str, torch.Tensor] | None:
     TF-named. Raises ``ZooError`` naming unknown or missing variables and shape mismatches.
 
     Layouts: conv kernels HWIO → OIHW, dense [in, out] → Linear [out, in]; BN gamma/beta/moving_mean/moving_variance
-    → weight/bias/running_mean/running_var (the eps per sub-net is fixed by the modules, MODELS.md §3.1)."""
+    → weight/bias/running_mean/running_var (the eps per sub-net is fixed by the modules, docs/models.md)."""
     if not isinstance(obj, Mapping) or not any(isinstance(k, str) and k.split("/")[0] in TF_SCOPES for k in obj):
         return None
     table, counters = official_variable_table()
@@ -346,7 +346,7 @@ def singlehdr_recipe(
     refinement_scale: str = "aligned",
     hallucination_loss: str = "log_l1",
 ) -> Recipe:
-    """SingleHDR's staged recipe (MODELS.md §3.9, paper §3.5-3.6), run by the one training loop:
+    """SingleHDR's staged recipe (docs/models.md, paper §3.5-3.6), run by the one training loop:
 
     1. ``dequantization`` (15 %): Deq alone, masked MSE to ``ldr_unquantized``, Adam 1e-4.
     2. ``linearization`` (15 %): Lin alone on ``ldr_unquantized``, masked MSE to ``linear_clipped`` + 0.1·MSE of the

@@ -1,4 +1,4 @@
-"""TensorFlow 1.x semantics that a weight-exact port of SingleHDR needs (MODELS.md §3.1), in NCHW PyTorch.
+"""TensorFlow 1.x semantics that a weight-exact port of SingleHDR needs (docs/models.md), in NCHW PyTorch.
 
 Each function reproduces one TF behaviour that differs from the obvious PyTorch call: the legacy bilinear ×2 resize,
 asymmetric 'SAME' padding of strided layers, numpy 'symmetric' padding, ``tf.image.sobel_edges``, SingleHDR's spatial

@@ -1,7 +1,7 @@
 """The two-stage RDAB network of Sharif et al., "A Two-stage Deep Network for High Dynamic Range Image Reconstruction",
 CVPRW 2021 (NTIRE 2021 HDR challenge, track 1), arXiv 2104.09386.
 
-Written from the paper and MODELS.md §2 (the official repo, sharif-apu/twostageHDR_NTIRE21, has no licence file; no
+Written from the paper and docs/models.md (the official repo, sharif-apu/twostageHDR_NTIRE21, has no licence file; no
 code is copied). Layer for layer it matches the official modules, without their registered-but-unused layers:
 
 - stage I (``stage1``, official ``ResMKHDR``): 3×3 input conv 3→64, two residual dense attention blocks (RDAB), 1×1
@@ -211,7 +211,7 @@ class Discriminator(nn.Module):
 # Official checkpoints
 
 _BATCHNORM = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
-# Registered in the official modules but never used in forward (MODELS.md §2.2); dropped by exact name.
+# Registered in the official modules but never used in forward (docs/models.md); dropped by exact name.
 UNUSED_OFFICIAL_KEYS = {
     "stage1": frozenset(
         [f"norm1.{p}" for p in _BATCHNORM]
