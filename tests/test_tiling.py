@@ -165,3 +165,29 @@ def test_exact_halo_equals_untiled_up_to_rounding():
     assert plan.halo >= field.exact
     with torch.inference_mode():
         assert float((tiling.tiled_forward(model, x, plan) - model(x)).abs().max()) <= 1e-5
+
+
+SEAM_BOUND = 1e-4  # max |tiled − untiled| at the default (effective) halo, relative to the untiled peak
+
+
+@pytest.mark.parametrize("weights", ["random", "shipped"])
+@pytest.mark.parametrize("name", ["hdrunet", "twostage"])
+def test_multi_window_tiling_has_no_seam(name, weights):
+    """At least 4×4 windows, each smaller than the image, at the default halo: the error is bounded everywhere and
+    in particular on the rows and columns next to every core boundary (where a seam would show)."""
+    torch.manual_seed(0)
+    model = zoo.create_model(name, pretrained=weights == "shipped").eval()
+    align = tiling.tiling_hooks(model).align
+    halo = tiling.tiling_halo(model)
+    tile = 32
+    size = 4 * tile  # 4×4 cores
+    x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(5)) ** 2
+    plan = tiling.plan_tiles(model, size, size, tile=tile)
+    windows = plan.windows(size, size)
+    assert len(windows) >= 16 and all((w.stop - w.start) < size for _, _, w, _ in windows), (halo, align)
+    with torch.inference_mode():
+        untiled, tiled = model(x), tiling.tiled_forward(model, x, plan)
+    error = (tiled - untiled).abs()[0].amax(dim=0) / untiled.abs().max()
+    seams = sorted({r.start for r, _, _, _ in windows if r.start} | {r.start - 1 for r, _, _, _ in windows if r.start})
+    assert float(error.max()) <= SEAM_BOUND, (name, weights, halo, float(error.max()))
+    assert float(error[seams].max()) <= SEAM_BOUND and float(error[:, seams].max()) <= SEAM_BOUND
