@@ -263,3 +263,34 @@ def test_a_read_only_hydra_run_dir_and_report_out_are_one_line(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert error_lines(proc.stderr) == [f"error: --out {blocker}: {blocker} exists and is not a folder; expected a "
                                         "writable folder"]  # fmt: skip
+
+
+def test_zoo_score_on_a_native_ntire_folder_pairs_the_gt_files_and_ignores_inputs_and_previews(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    reference, results = tmp_path / "ntire", tmp_path / "results"
+    reference.mkdir(), results.mkdir()
+    for image_id in ("0001", "0002"):
+        hdr = (rng.random((24, 32, 3)) * 3).astype(np.float32)
+        io.write_ntire(reference / f"{image_id}_gt.png", hdr)
+        for exposure in ("short", "medium", "long"):  # the challenge's 8-bit inputs sit in the same folder
+            io.write_png8(reference / f"{image_id}_{exposure}.png", np.clip(hdr / 3, 0, 1))
+        io.write_ntire(results / f"{image_id}.png", hdr * 0.9)
+        io.write_png8(results / f"{image_id}_preview.png", np.clip(hdr / 3, 0, 1))  # zoo predict's preview
+    code = zoo_main(["score", str(reference), str(results), "--json"])
+    out = capsys.readouterr()
+    report = json.loads(out.out)
+    assert code == 0 and sorted(report["per_image"]) == ["0001", "0002"], out.err
+    assert report["missing"] == [] and report["extra"] == []
+
+
+def test_a_tiny_evaluation_image_is_skipped_by_name(tmp_path, caplog):
+    from zoo.data import DataConfig, build_dataset
+
+    for name, size in (("big", 32), ("tiny", 8)):
+        io.write_exr(tmp_path / f"{name}.exr", np.full((size, size, 3), 0.5, np.float32))
+    cfg = DataConfig(name="folder", root=str(tmp_path), eval_root=str(tmp_path), eval_count=0, eval_height=None,
+                     eval_width=None)  # fmt: skip
+    with caplog.at_level("WARNING"):
+        dataset = build_dataset(cfg, "eval")
+    assert [dataset.describe(i)["id"] for i in range(len(dataset))] == ["big"]
+    assert any("tiny.exr: image is 8x8; evaluation images need at least 11x11" in r.getMessage() for r in caplog.records)
