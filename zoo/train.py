@@ -40,6 +40,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from zoo import distributed
 from zoo.errors import ZooError
 from zoo.registry import Recipe, Stage
+from zoo.sample_noise import SAMPLE_KEY
 
 log = logging.getLogger(__name__)
 
@@ -89,10 +90,13 @@ class EpochBatchSampler(Sampler[list[tuple[int, int]]]):
 
 class EpochedDataset(Dataset):
     """Item ``(epoch, index)`` is item ``index`` of ``dataset`` after ``dataset.set_epoch(epoch)``: set on every access,
-    so each DataLoader worker process draws exactly the sample the main process would."""
+    so each DataLoader worker process draws exactly the sample the main process would. A dict item also carries its
+    identity, ``SAMPLE_KEY`` = (seed, epoch, index): a recipe that needs randomness per sample (a GAN's noisy labels)
+    seeds it from there, so the draw does not depend on which process of a data-parallel run holds the sample."""
 
-    def __init__(self, dataset: Dataset):
+    def __init__(self, dataset: Dataset, seed: int = 0):
         self.dataset = dataset
+        self.seed = seed
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -102,7 +106,12 @@ class EpochedDataset(Dataset):
         set_epoch = getattr(self.dataset, "set_epoch", None)
         if set_epoch is not None:
             set_epoch(epoch)
-        return self.dataset[index]
+        item = self.dataset[index]
+        if isinstance(item, dict):
+            item = {**item, SAMPLE_KEY: torch.tensor([self.seed, epoch, index], dtype=torch.int64)}
+        return item
+
+
 
 
 def batch_stream(dataset: Dataset, batch_size: int, seed: int, start: int, stop: int, num_workers: int = 0):
@@ -111,7 +120,7 @@ def batch_stream(dataset: Dataset, batch_size: int, seed: int, start: int, stop:
     global torch RNG (which a resumed run restores exactly)."""
     steps = StepBatchSampler(len(dataset), batch_size, seed, start, stop, distributed.rank(), distributed.world_size())
     generator = torch.Generator().manual_seed(seed)
-    return DataLoader(EpochedDataset(dataset), batch_sampler=EpochBatchSampler(steps), num_workers=num_workers,
+    return DataLoader(EpochedDataset(dataset, seed), batch_sampler=EpochBatchSampler(steps), num_workers=num_workers,
                       persistent_workers=False, generator=generator)  # fmt: skip
 
 
@@ -354,6 +363,12 @@ def _snapshot_buffers(nets: nn.ModuleDict) -> list[tuple[torch.Tensor, torch.Ten
 
 
 @torch.no_grad()
+def _grad_norm(params: list[nn.Parameter]) -> float:
+    norms = [p.grad.detach().norm() for p in params if p.grad is not None]
+    return float(torch.linalg.vector_norm(torch.stack(norms))) if norms else 0.0
+
+
+@torch.no_grad()
 def _restore_buffers(snapshot: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
     for buffer, saved in snapshot:
         buffer.copy_(saved)
@@ -379,6 +394,9 @@ def _train_step(nets: nn.ModuleDict, stage: Stage, optim: StageOptim, batch: dic
         opt.step()
         logs.update(obj_logs)
         logs[f"{obj.name}/loss"] = float(loss.detach())
+        # the norm of the (rank-averaged) gradient that was applied: a data-parallel run at the same global batch
+        # must log the single-process value (Adam's scale invariance would hide summed gradients in the losses)
+        logs[f"{obj.name}/grad_norm"] = _grad_norm(params)
     return logs, None
 
 

@@ -58,6 +58,7 @@ from zoo.errors import ZooError
 from zoo.losses.ciede2000 import ciede2000_loss
 from zoo.losses.msssim import ms_ssim
 from zoo.registry import ModelSpec, Objective, Recipe, Stage, create_model, register
+from zoo.sample_noise import per_sample_uniform
 from zoo.weights import load_weights, save_checkpoint
 
 log = logging.getLogger(__name__)
@@ -396,14 +397,16 @@ def _stage1_loss(nets: nn.ModuleDict, batch: dict[str, torch.Tensor], cache: dic
 
 def _discriminator_loss(nets: nn.ModuleDict, batch: dict[str, torch.Tensor],
                         cache: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
-    """BCE(D(real), U[0.7, 1.2]) + BCE(D(out1.detach()), U[0, 0.3]), labels drawn per sample each step."""
+    """BCE(D(real), U[0.7, 1.2]) + BCE(D(out1.detach()), U[0, 0.3]), labels drawn per sample each step
+    (``zoo.sample_noise.per_sample_uniform``: seeded by the sample's identity)."""
     if "out1" not in cache:
         raise ZooError("twostage recipe: the discriminator objective must run after stage I's (it reuses out1)")
     discriminator = nets["discriminator"]
     real_logits = discriminator.logits(cache["stage1_target"])
     fake_logits = discriminator.logits(cache["out1"])
-    real_labels = torch.empty_like(real_logits).uniform_(*REAL_LABEL_RANGE)
-    fake_labels = torch.empty_like(fake_logits).uniform_(*FAKE_LABEL_RANGE)
+    # per sample from its identity: a data-parallel run draws the labels a single process draws
+    real_labels = per_sample_uniform(batch, real_logits, *REAL_LABEL_RANGE, stream=1)
+    fake_labels = per_sample_uniform(batch, fake_logits, *FAKE_LABEL_RANGE, stream=2)
     loss = F.binary_cross_entropy_with_logits(real_logits, real_labels) + F.binary_cross_entropy_with_logits(
         fake_logits, fake_labels
     )
