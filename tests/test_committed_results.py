@@ -22,7 +22,7 @@ def test_the_report_regenerates_the_committed_tables_byte_for_byte(tmp_path, run
     proc = subprocess.run([sys.executable, "-m", "zoo.cli", "report", "--runs", runs, "--out", str(tmp_path)],
                           cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
-    for name in ("tables.md", "summary.csv", "tables.tex", "failed.csv"):
+    for name in ("tables.md", "summary.csv", "tables.tex", "failed.csv", "index.html"):
         committed = (REPO / tables / name).read_text()
         stale = f"{tables}/{name} is stale: run `zoo report --runs {runs} --out {tables}`"
         assert (tmp_path / name).read_text() == committed, stale
