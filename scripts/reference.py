@@ -98,7 +98,12 @@ def store_weights(model: str, row: dict) -> dict:
     source = torch.load(row["weights"], map_location="cpu", weights_only=True)
     state = source["state_dict"]
     dtype = torch.float16 if model in HALF else torch.float32
-    stored = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+    # float16 only where it represents the tensor: a BatchNorm running mean beyond ±65504 stays float32
+    stored = {k: v.to(dtype) if v.is_floating_point() and torch.isfinite(v.to(dtype)).all() else v
+              for k, v in state.items()}  # fmt: skip
+    kept = sorted(k for k, v in stored.items() if v.is_floating_point() and v.dtype != dtype)
+    if kept:
+        print(f"{model}: {len(kept)} tensors exceed {dtype}'s range and stay float32: {', '.join(kept)}")
     payload = {"format": source["format"], "model": model, "state_dict": stored, "args": {}, "step": source["step"],
                "run_id": row["run_id"], "storage_dtype": str(dtype).replace("torch.", "")}  # fmt: skip
     save_torch(pretrained.weights_path(model), payload)
@@ -113,7 +118,8 @@ def store_weights(model: str, row: dict) -> dict:
         ldr = held[index]["ldr"][None]
         a, b = predict_ntire(trained, spec, ldr), predict_ntire(shipped, spec, ldr)
         worst = max(worst, float(((a - b).abs() / a.abs().amax().clamp_min(1e-6)).max()))
-    return {"storage_dtype": payload["storage_dtype"], "max_output_difference": worst}
+    return {"storage_dtype": payload["storage_dtype"] + (f" ({len(kept)} tensors beyond its range in float32: "
+            + ", ".join(kept) + ")" if kept else ""), "max_output_difference": worst}
 
 
 def paired(rows: dict[str, dict], model: str, baseline: str, metric: str) -> dict:
