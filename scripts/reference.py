@@ -88,12 +88,13 @@ def train(model: str) -> None:
 # ship
 
 
-def store_weights(model: str, row: dict) -> dict:
-    """Write zoo/pretrained/<model>.pt (float16 storage for HALF) and measure what the storage changes."""
+def store_weights(model: str, row: dict, total_steps: int) -> dict:
+    """Write zoo/pretrained/<model>.pt (float16 storage for HALF; ``step`` = the steps of every round, so ``zoo eval``
+    rows report the whole budget) and measure what the storage changes."""
     import zoo as zoo_api
     from zoo.data import DataConfig, build_dataset
     from zoo.evaluate import predict_ntire
-    from zoo.weights import save_torch
+    from zoo.weights import save_torch, zoo_version
 
     source = torch.load(row["weights"], map_location="cpu", weights_only=True)
     state = source["state_dict"]
@@ -104,8 +105,9 @@ def store_weights(model: str, row: dict) -> dict:
     kept = sorted(k for k, v in stored.items() if v.is_floating_point() and v.dtype != dtype)
     if kept:
         print(f"{model}: {len(kept)} tensors exceed {dtype}'s range and stay float32: {', '.join(kept)}")
-    payload = {"format": source["format"], "model": model, "state_dict": stored, "args": {}, "step": source["step"],
-               "run_id": row["run_id"], "storage_dtype": str(dtype).replace("torch.", "")}  # fmt: skip
+    payload = {"format": source["format"], "model": model, "state_dict": stored, "args": {}, "step": total_steps,
+               "run_id": row["run_id"], "config_hash": row["run_id"], "zoo_version": zoo_version(),
+               "storage_dtype": str(dtype).replace("torch.", "")}  # fmt: skip
     save_torch(pretrained.weights_path(model), payload)
     # What float16 storage changes: outputs of the stored vs the trained weights on the real evaluation split.
     spec = zoo_api.get_spec(model)
@@ -163,13 +165,14 @@ def drop_stale_rows(model: str) -> None:
         row = json.loads(path.read_text())
         if row.get("model") == model and row.get("weights_sha256") != sha:
             path.unlink()
-            path.with_suffix(".preview.png").unlink(missing_ok=True)
+            for suffix in (".preview.png", ".preview.hdr.png"):
+                path.with_suffix(suffix).unlink(missing_ok=True)
 
 
 def ship(model: str) -> None:
     chain = [training_row(model, k) for k in range(len(ROUNDS[model]))]
     row = chain[-1]
-    storage = store_weights(model, row)
+    storage = store_weights(model, row, sum(r["steps"] for r in chain))
     drop_stale_rows(model)
     for dataset in DATASETS:
         for name in (model, "identity"):  # force: identity's row is re-scored under the current metrics
