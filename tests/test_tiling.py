@@ -179,7 +179,7 @@ def test_multi_window_tiling_has_no_seam(name, weights):
     model = zoo.create_model(name, pretrained=weights == "shipped").eval()
     align = tiling.tiling_hooks(model).align
     halo = tiling.tiling_halo(model)
-    tile = 32
+    tile = -(-max(32, 2 * halo // 3 + align) // align) * align  # a window (tile + 2·halo) smaller than 4 tiles
     size = 4 * tile  # 4×4 cores
     x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(5)) ** 2
     plan = tiling.plan_tiles(model, size, size, tile=tile)
