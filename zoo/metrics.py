@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from scipy.ndimage import correlate1d
 
-from zoo.crf_correction import crf_correct
+from zoo.crf_correction import RGB_TO_XYZ, crf_correct
 from zoo.domains import NTIRE_GAMMA
 from zoo.errors import ZooError
 
@@ -46,7 +46,7 @@ PU21_PEAK_LUMINANCE = 4000.0  # cd/m², display peak of the SI-HDR example scrip
 
 # SSIM (Wang et al. 2004): 11×11 Gaussian window with σ = 1.5, K1 = 0.01, K2 = 0.03, data range 1.
 MIN_SIDE = 11  # the smallest image side every metric can score (one SSIM window)
-LUMINANCE_WEIGHTS = (0.212656, 0.715158, 0.072186)  # Rec. 709, as pu21_metric.m
+LUMINANCE_WEIGHTS = tuple(float(w) for w in RGB_TO_XYZ[1])  # Rec. 709 Y row (0.212656, ...), as pu21_metric.m
 SSIM_SIGMA = 1.5
 SSIM_RADIUS = 5
 SSIM_K1, SSIM_K2 = 0.01, 0.03
@@ -69,7 +69,7 @@ PROTOCOL: dict[str, str | float | int | bool] = {
     "pu21_peak_luminance": PU21_PEAK_LUMINANCE,
     "pu21_luminance_range": f"[{PU21_MIN_LUMINANCE}, {PU21_MAX_LUMINANCE:g}] cd/m2",
     "crf_correction": "none for pu21_*; *_crf: SI-HDR crf_correction.m defaults (deg 3, lambda 0.01, pq, luv)",
-    "sihdr_luminance": "Rec. 709 (0.212656, 0.715158, 0.072186)",
+    "sihdr_luminance": f"Rec. 709 {LUMINANCE_WEIGHTS}",
     "pu21_ssim": "SSIM of PU21-encoded luminance, data range 256, valid windows",
 }
 

@@ -53,17 +53,17 @@ def read_photo(path: str | Path) -> Photo:
     Any failure is a one-line ``ZooError`` naming the file."""
     path = Path(path)
     if path.suffix.lower() in PILLOW_SUFFIXES:
-        pixels = _decode_with_pillow(path)
+        pixels, (orientation, profile) = _decode_with_pillow(path)
     else:
         pixels = io._decode(path, -1)  # cv2.IMREAD_UNCHANGED: the stored pixels, bit depth kept, EXIF not applied
         pixels = io._to_rgb(pixels, path) if pixels.ndim == 3 and pixels.shape[2] == 3 else _rgb_of(pixels, path)
+        orientation, profile = _header_metadata(path)
     if pixels.dtype == np.uint8:
         bit_depth, image = 8, pixels.astype(np.float32) / 255.0
     elif pixels.dtype == np.uint16:
         bit_depth, image = 16, pixels.astype(np.float32) / 65535.0
     else:
         raise ZooError(f"{path}: expected an 8- or 16-bit integer photo, got {pixels.dtype} samples")
-    orientation, profile = _metadata(path)
     if orientation in ORIENT:
         image = np.ascontiguousarray(ORIENT[orientation](image))
         log.info("%s: applied EXIF orientation %d", path, orientation)
@@ -97,32 +97,37 @@ def _open_pillow(path: Path):
         raise ZooError(f"{path}: cannot decode image ({exc})") from None
 
 
-def _decode_with_pillow(path: Path) -> np.ndarray:
+def _decode_with_pillow(path: Path) -> tuple[np.ndarray, tuple[int, str]]:
+    """(RGB pixels, metadata) from one open of the file."""
     io._check_file(path)
     with _open_pillow(path) as img:
         if img.width * img.height > io.MAX_PIXELS:
             raise ZooError(f"{path}: header says {img.width}x{img.height} pixels; expected at most {io.MAX_PIXELS}")
         try:
-            return np.asarray(img.convert("RGB"))
+            return np.asarray(img.convert("RGB")), _metadata(img)
         except (OSError, ValueError) as exc:
             raise ZooError(f"{path}: cannot decode image ({exc})") from None
 
 
-def _metadata(path: Path) -> tuple[int, str]:
-    """(EXIF orientation tag or 1, ICC profile description or ""), read from the header only."""
+def _header_metadata(path: Path) -> tuple[int, str]:
+    """The metadata of a file OpenCV decoded, from Pillow's parse of its header (pixels are not decoded again)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
-        img = _open_pillow(path) if path.suffix.lower() in PILLOW_SUFFIXES else Image.open(path)
-    except (UnidentifiedImageError, OSError, ValueError, ZooError):
+        img = Image.open(path)
+    except (UnidentifiedImageError, OSError, ValueError):
         return 1, ""  # a format Pillow does not parse: OpenCV decoded it, there is no metadata to apply
     with img:
-        try:
-            orientation = int(img.getexif().get(ORIENTATION_TAG, 1))
-        except Exception:  # a malformed EXIF block: the pixels are still good
-            orientation = 1
-        icc = img.info.get("icc_profile")
-    return (orientation if orientation in ORIENT else 1), _profile_name(icc)
+        return _metadata(img)
+
+
+def _metadata(img) -> tuple[int, str]:
+    """(EXIF orientation tag or 1, ICC profile description or "") of an open Pillow image."""
+    try:
+        orientation = int(img.getexif().get(ORIENTATION_TAG, 1))
+    except Exception:  # a malformed EXIF block: the pixels are still good
+        orientation = 1
+    return (orientation if orientation in ORIENT else 1), _profile_name(img.info.get("icc_profile"))
 
 
 def _profile_name(icc: bytes | None) -> str:

@@ -61,8 +61,7 @@ def config_dict(cfg: RunConfig) -> dict[str, Any]:
 
 def run(cfg: RunConfig) -> dict[str, Any]:
     """Train and evaluate one configuration; returns the row (also written to ``cfg.results_dir``)."""
-    config = config_dict(cfg)
-    rid = results.run_id(config)
+    rid = results.run_id(config_dict(cfg))
     existing = results.row_path(cfg.results_dir, rid)
     prior = results.read_row(existing) if existing.is_file() else None
     if prior is not None and not cfg.force and prior.get("status") == "ok":

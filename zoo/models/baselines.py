@@ -174,7 +174,7 @@ class Landis(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         linear = x.clamp(0, 1) ** NTIRE_GAMMA
-        luminance = sum(w * linear[:, c : c + 1] for c, w in enumerate(LUMINANCE_WEIGHTS))
+        luminance = _luminance(linear)
         # L_w / L = 1 + k·(max_luminance − 1): a per-pixel gain, so a black pixel needs no division by zero.
         k = ((luminance - self.threshold).clamp_min(0) / (1 - self.threshold)) ** self.alpha
         return linear * (1 + k * (self.max_luminance - 1))
