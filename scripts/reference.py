@@ -11,7 +11,9 @@ CPU machine with two models training side by side; each model card records the w
 of rounds: round k > 0 is a `zoo run` initialised from round k−1's final weights (`model.weights`) with a fresh
 learning-rate schedule (a warm restart, as in SGDR) and seed k, so it draws new samples instead of replaying round
 k−1's. Rounds are how a budget grows across sessions without discarding finished training; each round is a complete,
-deterministic `zoo run`, so rerunning the chain from scratch reproduces it.
+deterministic `zoo run`, so rerunning the chain from scratch reproduces it. Across sessions the committed shipped
+weights are the checkpoint of the chain: a new round starts from them when the earlier rounds' outputs are gone
+(`init_weights`), and the card keeps the earlier rounds' records.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -35,7 +38,7 @@ from zoo.stats import bootstrap_ci  # noqa: E402
 
 OUT = ROOT / "outputs" / "reference"
 EVAL_DIR = ROOT / "results" / "eval"
-ROUNDS = {"hdrunet": (5000, 5000), "twostage": (1600,), "singlehdr": (1200, 2400)}  # steps of each round
+ROUNDS = {"hdrunet": (5000, 5000), "twostage": (1600, 1200), "singlehdr": (1200, 2400, 2400)}  # steps of each round
 HALF = {"singlehdr"}  # stored as float16 (116 MB in float32); the card states the measured output difference
 DATASETS = ("real", "real_clip97", "synthetic")  # conf/data/ names; rows are told apart by their tags (TAGS)
 TAGS = {"real": "eval-real", "real_clip97": "eval-real-clip_97", "synthetic": "eval-synthetic"}
@@ -59,14 +62,15 @@ def train_args(model: str, round_: int) -> list[str]:
             f"seed={round_}", f"results_dir={OUT / 'runs'}", f"checkpoint_dir={OUT / 'checkpoints'}",
             f"hydra.run.dir={OUT / 'hydra' / model}"]  # fmt: skip
     if round_ > 0:
-        args.append(f"model.weights={training_row(model, round_ - 1)['weights']}")
+        args.append(f"model.weights={init_weights(model, round_)}")
     return args
 
 
-def training_row(model: str, round_: int | None = None) -> dict:
-    """The finished ``zoo run`` row of round ``round_`` (default: the last) of the reference training of ``model``."""
-    round_ = len(ROUNDS[model]) - 1 if round_ is None else round_
-    previous = training_row(model, round_ - 1)["weights"] if round_ > 0 else None
+def find_row(model: str, round_: int) -> dict | None:
+    """The finished ``zoo run`` row of round ``round_`` of the reference training of ``model`` in outputs/, if any."""
+    previous = start_weights(model, round_) if round_ > 0 else None
+    if round_ > 0 and previous is None:
+        return None
     for path in sorted((OUT / "runs").glob("*.json")):
         row = json.loads(path.read_text())
         config = row.get("config", {})
@@ -74,13 +78,91 @@ def training_row(model: str, round_: int | None = None) -> dict:
                 and config.get("train", {}).get("steps") == ROUNDS[model][round_] and row.get("seed") == round_
                 and config.get("model", {}).get("weights") == previous):  # fmt: skip
             return row
-    raise SystemExit(f"no finished round {round_} of the reference training of {model} in {OUT / 'runs'}: "
-                     f"run `train {model}` first")
+    return None
+
+
+def shipped_rounds(model: str) -> list[dict]:
+    """The rounds recorded in the committed card of ``model`` when they are a prefix of ROUNDS[model], else []."""
+    if model not in pretrained.available():
+        return []
+    rounds = pretrained.card(model)["training"]["rounds"]
+    planned = [(steps, seed) for seed, steps in enumerate(ROUNDS[model])]
+    return rounds if [(r["steps"], r["seed"]) for r in rounds] == planned[: len(rounds)] else []
+
+
+def init_weights(model: str, round_: int) -> str:
+    path = start_weights(model, round_)
+    if path is None:
+        raise SystemExit(f"no finished round {round_ - 1} of the reference training of {model}: neither a row in "
+                         f"{OUT / 'runs'} nor shipped weights of that round; run `train {model}` first")
+    return path
+
+
+def start_weights(model: str, round_: int) -> str | None:
+    """Where round ``round_`` starts: round ``round_``−1's final weights from its local row, else — on a machine
+    without the earlier rounds' outputs (a new session) — the committed shipped weights when they are round
+    ``round_``−1's output (card rounds = ROUNDS prefix), copied once to outputs/reference/init/ so that the round's
+    config names a file that later ships cannot change. For float16-stored weights (HALF) the round then starts
+    from the float16-rounded weights; the card records this as each round's ``init_sha256``."""
+    row = find_row(model, round_ - 1)
+    if row is not None:
+        return row["weights"]
+    kept = sorted((OUT / "init").glob(f"{model}-round{round_ - 1}-*.pt"))
+    if kept:
+        return str(kept[0])
+    if len(shipped_rounds(model)) == round_:
+        source = pretrained.weights_path(model)
+        target = OUT / "init" / f"{model}-round{round_ - 1}-{pretrained.sha256_of(source)[:12]}.pt"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        return str(target)
+    return None
+
+
+def round_record(row: dict) -> dict:
+    """What a model card keeps of one finished round."""
+    weights = row["config"]["model"]["weights"]
+    return {"run_id": row["run_id"], "steps": row["steps"], "seed": row["seed"], "git_commit": row["git_commit"],
+            "train_seconds": row["train_seconds"], "wall_seconds": row["wall_seconds"],
+            "init_sha256": pretrained.sha256_of(weights) if weights else None,
+            "real_pu21_psnr_rgb": row["pu21_psnr_rgb"], "real_psnr_mu_ntire": row["psnr_mu_ntire"]}  # fmt: skip
+
+
+def chain(model: str) -> tuple[list[dict], dict]:
+    """(round records of every round of ``model``, the last round's row): local rows where present, the committed
+    card's records for earlier rounds trained in other sessions. Totals stay those the card measured."""
+    records, carried, row = [], shipped_rounds(model), None
+    for round_ in range(len(ROUNDS[model])):
+        row = find_row(model, round_)
+        if row is None and round_ < len(carried):
+            records.append(carried[round_])
+        elif row is None:
+            raise SystemExit(f"no finished round {round_} of the reference training of {model} in {OUT / 'runs'}: "
+                             f"run `train {model}` first")  # fmt: skip
+        else:
+            records.append(round_record(row))
+    if row is None:
+        raise SystemExit(f"the last round of {model} was not trained here: run `train {model}` first")
+    return records, row
+
+
+def total_seconds(model: str, records: list[dict], key: str) -> float:
+    """Sum of ``key`` over the rounds; rounds carried from an older card without per-round ``key`` count as the
+    card's recorded total for them."""
+    if all(key in r for r in records):
+        return sum(r[key] for r in records)
+    unknown = pretrained.card(model)["training"][key] - sum(r.get(key, 0.0) for r in shipped_rounds(model))
+    return unknown + sum(r[key] for r in records if key in r)
 
 
 def train(model: str) -> None:
-    """Every round of ``model`` in order; finished rounds are skipped by ``zoo run``, an interrupted one resumes."""
+    """Every round of ``model`` in order; finished rounds are skipped by ``zoo run``, an interrupted one resumes,
+    rounds shipped from another session are not retrained."""
+    carried = shipped_rounds(model)
     for round_ in range(len(ROUNDS[model])):
+        if round_ < len(carried) and find_row(model, round_) is None:
+            print(f"{model} round {round_}: shipped in zoo/pretrained/ (run {carried[round_]['run_id']}), not retrained")
+            continue
         zoo("run", *train_args(model, round_))
 
 
@@ -170,9 +252,8 @@ def drop_stale_rows(model: str) -> None:
 
 
 def ship(model: str) -> None:
-    chain = [training_row(model, k) for k in range(len(ROUNDS[model]))]
-    row = chain[-1]
-    storage = store_weights(model, row, sum(r["steps"] for r in chain))
+    records, row = chain(model)
+    storage = store_weights(model, row, sum(r["steps"] for r in records))
     drop_stale_rows(model)
     for dataset in DATASETS:
         for name in (model, "identity"):  # force: identity's row is re-scored under the current metrics
@@ -194,15 +275,13 @@ def ship(model: str) -> None:
         "licence": "MIT (weights trained by hdr-zoo on CC0 scenes and procedural data)",
         "training": {
             "command": "python scripts/reference.py train " + model,
-            "run_id": row["run_id"], "git_commit": row["git_commit"], "steps": sum(r["steps"] for r in chain),
-            "rounds": [{"run_id": r["run_id"], "steps": r["steps"], "seed": r["seed"], "git_commit": r["git_commit"],
-                        "train_seconds": r["train_seconds"], "real_pu21_psnr_rgb": r["pu21_psnr_rgb"],
-                        "real_psnr_mu_ntire": r["psnr_mu_ntire"]} for r in chain],
+            "run_id": row["run_id"], "git_commit": row["git_commit"], "steps": sum(r["steps"] for r in records),
+            "rounds": records,
             "identity_real_pu21_psnr_rgb": metric_ci(eval_rows(model)["real"]["identity"], "pu21_psnr_rgb")["mean"],
             "batch_size": cfg["train"]["batch_size"], "patch_size": cfg["data"]["patch_size"],
             "real_fraction": cfg["data"]["real_fraction"], "recipe": cfg["model"]["recipe"],
-            "recipe_notes": row["recipe_notes"], "train_seconds": sum(r["train_seconds"] for r in chain),
-            "wall_seconds": sum(r["wall_seconds"] for r in chain), "threads": row["threads"], "device": row["device"],
+            "recipe_notes": row["recipe_notes"], "train_seconds": total_seconds(model, records, "train_seconds"),
+            "wall_seconds": total_seconds(model, records, "wall_seconds"), "threads": row["threads"], "device": row["device"],
             "host": f"{row['host']} ({platform.machine()}, 2-core CPU, no GPU; shared with the other reference trainings, so "
                     "the times are upper bounds)",
         },
