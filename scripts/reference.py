@@ -76,9 +76,14 @@ def find_row(model: str, round_: int) -> dict | None:
         config = row.get("config", {})
         if (row.get("model") == model and row.get("status") == "ok" and config.get("data", {}).get("name") == "mixed"
                 and config.get("train", {}).get("steps") == ROUNDS[model][round_] and row.get("seed") == round_
-                and config.get("model", {}).get("weights") == previous):  # fmt: skip
+                and same_file(config.get("model", {}).get("weights"), previous)):  # fmt: skip
             return row
     return None
+
+
+def same_file(a: str | None, b: str | None) -> bool:
+    """Paths naming the same file (rows written through a symlinked outputs/ name it differently)."""
+    return a == b or (a is not None and b is not None and Path(a).resolve() == Path(b).resolve())
 
 
 def shipped_rounds(model: str) -> list[dict]:
