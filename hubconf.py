@@ -7,7 +7,7 @@ this repository (``zoo/pretrained/``; see each model's card); keyword arguments 
 
 dependencies = ["torch", "numpy"]
 
-from zoo.registry import create_model as _create_model  # noqa: E402
+from zoo.factory import create_model as _create_model  # noqa: E402
 
 
 def _entry(name: str, pretrained: bool, kwargs: dict):

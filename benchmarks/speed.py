@@ -52,7 +52,7 @@ QUICK_SIZES = ((256, 384),)
 MODES = ("reference", "optimized", "tiled", "tiled_exact")
 EXACT_SIZE = (1060, 1900)  # tiled_exact (halo = full receptive field) is measured at this size only
 MEMORY_SHARE = 0.8  # skip configurations predicted to need more than this share of the available RAM
-GOALS = {  # issue 7: model -> (seconds at 1900×1060 on 2 threads, peak RSS GB at 1900×1060)
+GOALS = {  # the performance goals: model -> (seconds at 1900×1060 on 2 threads, peak RSS GB at 1900×1060)
     "hdrunet": (30.0, 1.5),
     "twostage": (34.0, 2.0),
 }
@@ -319,7 +319,7 @@ def train_steps(name: str, patch: int, batch: int) -> list[dict[str, Any]]:
     """Seconds per training step of each stage of the model's default recipe (best of 2 after a warm-up)."""
     import zoo
     from zoo.data import DataConfig, build_dataset
-    from zoo.train import build_stage_optim
+    from zoo.train import build_stage_optim, set_train_mode, train_step
 
     spec = zoo.get_spec(name)
     recipe = spec.recipe()
@@ -331,20 +331,10 @@ def train_steps(name: str, patch: int, batch: int) -> list[dict[str, Any]]:
     rows = []
     for stage in recipe.stages:
         optim = build_stage_optim(nets, stage, n_steps=100, lr_scale=1.0)
-        if stage.train_modules:
-            nets.eval()
-            for path in stage.train_modules:
-                nets.get_submodule(path).train()
-        else:
-            nets.train()
+        set_train_mode(nets, stage)
 
         def step() -> None:
-            cache: dict[str, Any] = {}
-            for objective, optimiser in zip(stage.objectives, optim.optimizers):
-                optimiser.zero_grad(set_to_none=True)
-                loss, _ = objective.loss(nets, data, cache)
-                loss.backward()
-                optimiser.step()
+            train_step(nets, recipe, stage, optim, data)  # the library's step: every objective, as zoo run runs it
 
         load_before = load1()
         seconds, cpu = best_time(step)
@@ -554,7 +544,7 @@ def main(argv: list[str] | None = None) -> int:
                  "pct_gemm", "load_before", "load_after", "note"])  # fmt: skip
     goals = goal_rows(rows, gemm)
     if goals:
-        print_table("issue 7 goals", goals, ["goal", "measured", "met"])
+        print_table("performance goals", goals, ["goal", "measured", "met"])
 
     extra = {"threads": args.threads, "gemm_gflops": round(gemm, 1), "host": host, "torch": torch.__version__}
     for profile_name, profile in profiles.items():

@@ -10,7 +10,8 @@ import torch
 from zoo import metrics
 from zoo.domains import to_ntire
 from zoo.errors import ZooError
-from zoo.registry import create_model, get_spec, list_models
+from zoo.factory import create_model
+from zoo.registry import get_spec, list_models
 
 BASELINES = ("identity", "inverse_gamma", "tone_cheat", "landis", "akyuz", "masia")
 

@@ -12,13 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import REPO
 
 import zoo
 from zoo import io, pretrained
 from zoo.data.real import scenes_dir
 from zoo.weights import save_checkpoint
-
-from conftest import REPO
 
 
 def zoo_cli(*args, timeout: int = 600) -> subprocess.CompletedProcess:

@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from zoo.errors import ZooError
-from zoo.registry import Objective, Recipe, Stage
-from zoo.train import fit, first_nonfinite, read_resume_state, seed_everything, write_resume_state
+from zoo.recipe import Objective, Recipe, Stage
+from zoo.train import first_nonfinite, fit, read_resume_state, seed_everything, write_resume_state
 
 ENV = {**os.environ, "OPENCV_IO_ENABLE_OPENEXR": "1", "HYDRA_FULL_ERROR": "0"}
 TINY = ["model=hdrunet", "train.steps=3", "train.batch_size=2", "train.log_every=1", "train.threads=1",
@@ -121,8 +121,8 @@ def _nets():
                                                  nn.Conv2d(4, 3, 1))})  # fmt: skip
 
 
-def _l1(nets, batch, cache):
-    loss = (nets["model"](batch["ldr"]) - batch["target"]).abs().mean()
+def _l1(step):
+    loss = (step.nets["model"](step.batch["ldr"]) - step.batch["target"]).abs().mean()
     return loss, {"l1": float(loss.detach())}
 
 

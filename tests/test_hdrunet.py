@@ -5,6 +5,7 @@ import torch
 
 import zoo
 from zoo.errors import ZooError
+from zoo.recipe import StepContext
 from zoo.weights import load_weights, save_checkpoint
 
 
@@ -87,7 +88,7 @@ def test_recipe_losses(loss):
     recipe = spec.recipe(loss=loss)
     nets = nn.ModuleDict({"model": zoo.create_model("hdrunet")})
     batch = {"ldr": torch.rand(1, 3, 16, 16), "target": torch.rand(1, 3, 16, 16) * 3}
-    value, logs = recipe.stages[0].objectives[0].loss(nets, batch, {})
+    value, logs = recipe.stages[0].objectives[0].loss(StepContext(nets, batch, None))
     assert value.ndim == 0 and torch.isfinite(value) and loss in logs
     # the value is the named loss of this very prediction (swapping L1 and L2, or dropping tanh, fails here)
     with torch.no_grad():

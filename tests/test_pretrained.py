@@ -7,12 +7,11 @@ import sys
 
 import pytest
 import torch
+from conftest import REPO
 
 import zoo
 from zoo import pretrained
 from zoo.errors import ZooError
-
-from conftest import REPO
 
 LEARNED = ("hdrunet", "singlehdr", "twostage")
 

@@ -7,14 +7,13 @@ import zlib
 
 import numpy as np
 import pytest
+from conftest import REPO
 
 from zoo import metrics
 from zoo.complexity import gmacs
 from zoo.preview import highlight_crop, load_preview, preview_path, preview_strip
 from zoo.report import SIGNIFICANCE_DB, build_tables, write_report
 from zoo.results import write_row
-
-from conftest import REPO
 from zoo.stats import bootstrap_ci
 
 HEADLINE = ("psnr_l_ntire", "psnr_mu_ntire", "ssim_mu_ntire", "pu21_psnr_rgb")

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +24,17 @@ import torch
 from torch import nn
 
 from zoo.errors import ZooError
-from zoo.registry import Objective, Recipe, Stage
-from zoo.train import (PREEMPTED_EXIT_CODE, Preempted, fit, read_resume_state, rng_state, seed_everything, stage_bounds,
-                       write_resume_state)
+from zoo.recipe import Objective, Recipe, Stage
+from zoo.train import (
+    PREEMPTED_EXIT_CODE,
+    Preempted,
+    fit,
+    read_resume_state,
+    rng_state,
+    seed_everything,
+    stage_bounds,
+    write_resume_state,
+)
 
 # ----------------------------------------------------------------------------------------------------------------------
 # In-process: every interruption point of a recipe with two stages, two optimisers, an aux module, milestones, RNG use
@@ -49,36 +58,36 @@ class Critic(nn.Module):
         return self.body(x).mean(dim=(1, 2, 3))
 
 
-def generator_loss(nets, batch, cache):
+@dataclasses.dataclass
+class ToyShared:
+    fake: torch.Tensor | None = None
+
+
+def generator_loss(step, adversarial_term: bool):
+    nets, batch = step.nets, step.batch
     out = nets["model"](batch["ldr"])
-    cache["fake"] = out.detach()
+    step.shared.fake = out.detach()
     l1 = (out - batch["target"]).abs().mean() * (1 + 0.01 * np.random.rand()) * (1 + 0.01 * random.random())
-    adversarial = -nets["critic"](out).mean() if "critic" in cache["stage"] else out.new_zeros(())
+    adversarial = -nets["critic"](out).mean() if adversarial_term else out.new_zeros(())
     loss = l1 + 0.1 * adversarial
     return loss, {"l1": float(l1.detach()), "adversarial": float(adversarial.detach())}
 
 
-def critic_loss(nets, batch, cache):
-    fake = cache["fake"] + 0.05 * torch.randn_like(cache["fake"])
-    loss = torch.relu(1 - nets["critic"](batch["target"])).mean() + torch.relu(1 + nets["critic"](fake)).mean()
+def critic_loss(step):
+    fake = step.shared.fake + 0.05 * torch.randn_like(step.shared.fake)
+    critic = step.nets["critic"]
+    loss = torch.relu(1 - critic(step.batch["target"])).mean() + torch.relu(1 + critic(fake)).mean()
     return loss, {}
 
 
-def _with_stage(name, loss):
-    def wrapped(nets, batch, cache):
-        cache.setdefault("stage", name)
-        return loss(nets, batch, cache)
-
-    return wrapped
-
-
 def toy_recipe() -> Recipe:
-    warmup = Stage("warmup", (Objective("gen", ("model",), _with_stage("warmup", generator_loss), lr=1e-2),),
-                   fraction=0.4)  # fmt: skip
-    gan = Stage("gan", (Objective("gen", ("model",), _with_stage("gan+critic", generator_loss), lr=1e-2),
-                        Objective("critic", ("critic",), critic_loss, lr=2e-2, betas=(0.5, 0.9))),
+    gen = partial(generator_loss, adversarial_term=False)
+    warmup = Stage("warmup", (Objective("gen", ("model",), gen, lr=1e-2, writes=("fake",)),), fraction=0.4)
+    gen_gan = partial(generator_loss, adversarial_term=True)
+    gan = Stage("gan", (Objective("gen", ("model",), gen_gan, lr=1e-2, writes=("fake",)),
+                        Objective("critic", ("critic",), critic_loss, lr=2e-2, betas=(0.5, 0.9), reads=("fake",))),
                 fraction=0.6, milestones=(0.5,), gamma=0.5)  # fmt: skip
-    return Recipe(stages=(warmup, gan), aux_modules={"critic": Critic})
+    return Recipe(stages=(warmup, gan), aux_modules={"critic": Critic}, shared=ToyShared)
 
 
 def toy_nets(init_seed: int) -> nn.ModuleDict:
@@ -148,11 +157,11 @@ def _signal_at_step(step: int, sig: int, recipe: Recipe) -> Recipe:
     calls = {"n": 0}
     first = recipe.stages[0].objectives[0]
 
-    def loss(nets, batch, cache):
+    def loss(context):
         calls["n"] += 1
         if calls["n"] == step:
             os.kill(os.getpid(), sig)
-        return first.loss(nets, batch, cache)
+        return first.loss(context)
 
     stage = dataclasses.replace(recipe.stages[0], objectives=(dataclasses.replace(first, loss=loss),))
     return dataclasses.replace(recipe, stages=(stage, *recipe.stages[1:]))

@@ -12,13 +12,15 @@ import pytest
 import torch
 
 import zoo
-from zoo.errors import ZooError
-from zoo.losses.perceptual import PerceptualLoss, VGG16_CONV_INDICES, VGG16_CONV_SHAPES, vgg_input
 from zoo.data.crf import load_inverse_basis
-from zoo.losses.singlehdr import exposure_mask, log_tonemap, masked_mean, tv_loss
-from zoo.models.singlehdr import RECIPE_NEEDS, convert_official, highlight_mask
-from zoo.models.singlehdr_nets import LinearizationNet
-from zoo.models.tf_compat import CURVE_SAMPLES, apply_rf
+from zoo.errors import ZooError
+from zoo.losses.perceptual import VGG16_CONV_INDICES, VGG16_CONV_SHAPES, PerceptualLoss, vgg_input
+from zoo.models.singlehdr.convert import convert_official
+from zoo.models.singlehdr.net import highlight_mask
+from zoo.models.singlehdr.recipe import RECIPE_NEEDS, exposure_mask, log_tonemap, masked_mean, tv_loss
+from zoo.models.singlehdr.subnets import LinearizationNet
+from zoo.recipe import StepContext
+from zoo.tf_compat import CURVE_SAMPLES, apply_rf
 from zoo.weights import load_weights
 
 SUBNET_PARAMS = {"dequantization": 1_999_779, "linearization": 1_200_971, "hallucination": 24_569_118,
@@ -245,7 +247,7 @@ def test_mismatched_tf_mapping_names_the_keys(fixture_weights):
 
 @pytest.mark.fixtures
 def test_converted_checkpoint_round_trip(tmp_path, invemor, fixture_weights, fixture_model):
-    from zoo.models.singlehdr_convert import save_tf_mapping, weights_sha256
+    from zoo.models.singlehdr.convert import save_tf_mapping, weights_sha256
 
     out = save_tf_mapping(fixture_weights, tmp_path / "singlehdr_official.pt", sources=["fixture recipe"])
     saved = torch.load(out, weights_only=True)
@@ -263,7 +265,7 @@ def test_convert_without_tensorflow_says_how_to_install(tmp_path):
         pytest.skip("TensorFlow is installed")
     except ImportError:
         pass
-    from zoo.models.singlehdr_convert import convert_tf_checkpoint
+    from zoo.models.singlehdr.convert import convert_tf_checkpoint
 
     with pytest.raises(ZooError, match="pip install tensorflow"):
         convert_tf_checkpoint(tmp_path / "model.ckpt", tmp_path / "out.pt")
@@ -354,7 +356,7 @@ def test_recipe_stages_give_gradients_to_their_subnets_only(small_model):
         for path in stage.train_modules:
             nets.get_submodule(path).train()
         nets.zero_grad(set_to_none=True)
-        loss, logs = objective.loss(nets, batch, {})
+        loss, logs = objective.loss(StepContext(nets, batch, None))
         assert loss.ndim == 0 and torch.isfinite(loss), stage.name
         assert logs and all(np.isfinite(v) for v in logs.values()), stage.name
         loss.backward()
@@ -414,7 +416,7 @@ def test_paper_hallucination_loss_option(small_model):
     nets = torch.nn.ModuleDict({"model": small_model.eval()})
     hallucination = next(s for s in recipe.stages if s.name == "hallucination").objectives[0]
     with torch.no_grad():
-        _, logs = hallucination.loss(nets, batch, {})
+        _, logs = hallucination.loss(StepContext(nets, batch, None))
         a = small_model.expand_highlights(batch["linear_clipped"])[0]
     expected = (torch.log(a + 1 / 255) - torch.log(batch["linear_noisy"] + 1 / 255)).square().mean()
     assert logs["hal"] == pytest.approx(float(expected), rel=1e-4)
@@ -476,7 +478,7 @@ def test_bad_vgg_file_names_the_key(tmp_path):
 def test_recipe_with_vgg_weights_uses_the_perceptual_term(small_model, random_vgg_file):
     recipe = zoo.get_spec("singlehdr").recipe(vgg_weights=str(random_vgg_file))
     hallucination = next(s for s in recipe.stages if s.name == "hallucination").objectives[0]
-    _, logs = hallucination.loss(torch.nn.ModuleDict({"model": small_model}), synthetic_batch(), {})
+    _, logs = hallucination.loss(StepContext(torch.nn.ModuleDict({"model": small_model}), synthetic_batch(), None))
     assert logs["perceptual"] > 0
 
 

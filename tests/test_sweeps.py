@@ -17,7 +17,8 @@ from hydra.types import RunMode
 from omegaconf import OmegaConf, open_dict
 
 from zoo.config import RunConfig, register_schema
-from zoo.registry import create_model, get_spec, list_models
+from zoo.factory import create_model
+from zoo.registry import get_spec, list_models
 from zoo.results import run_id
 from zoo.run import config_dict
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from zoo.models import tf_compat as tc
+from zoo import tf_compat as tc
 
 
 def nchw(a: np.ndarray) -> torch.Tensor:

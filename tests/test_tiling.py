@@ -10,6 +10,7 @@ from torch import nn
 import zoo
 from zoo import tiling
 from zoo.errors import ZooError
+from zoo.tileable import GlobalBranchTiling
 
 HEIGHT, WIDTH = 97, 141  # odd, not a multiple of 4 or 32: exercises framing and clamped edge windows
 
@@ -99,7 +100,7 @@ def test_global_branch_model_without_protocol_is_not_tiled():
         tiling.plan_tiles(model, 4000, 6000, tile=256)
 
 
-class GlobalTint(nn.Module):
+class GlobalTint(nn.Module, GlobalBranchTiling):
     """A small real network with a global branch, implementing the tiling protocol: two 3×3 convs, plus the image's
     mean colour (over the whole framed image) added to every pixel. Pads symmetrically by 3 pixels, like a model whose
     padding is not anchored at the top-left corner."""

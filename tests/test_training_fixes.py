@@ -9,6 +9,7 @@ import sys
 
 import pytest
 import torch
+from conftest import REPO
 from torch import nn
 
 import zoo
@@ -17,8 +18,6 @@ from zoo.data import DataConfig, build_dataset
 from zoo.errors import ZooError
 from zoo.run import schedule
 from zoo.train import batch_stream, fit, recalibrate_batchnorm
-
-from conftest import REPO
 
 
 def _ldr_bytes(batches) -> list[bytes]:

@@ -10,14 +10,9 @@ from torch import nn
 
 import zoo
 from zoo.errors import ZooError
-from zoo.models.twostage import (
-    Discriminator,
-    TwoStageHDR,
-    convert_official,
-    convert_official_checkpoint,
-    eight_bit_target,
-    official_key_map,
-)
+from zoo.models.twostage.convert import convert_official, convert_official_checkpoint, official_key_map
+from zoo.models.twostage.net import Discriminator, TwoStageHDR
+from zoo.models.twostage.recipe import eight_bit_target
 from zoo.train import build_stage_optim, fit
 from zoo.weights import load_weights
 
@@ -307,15 +302,15 @@ def test_stage2_loss_gives_no_gradient_to_stage1():
     torch.manual_seed(0)
     recipe = zoo.get_spec("twostage").recipe()
     nets = _nets(recipe=recipe)
-    batch, cache = _batch(), {}
+    step = recipe.step_context(nets, _batch())
     stage1_obj, discriminator_obj, stage2_obj = recipe.stages[0].objectives
-    stage1_obj.loss(nets, batch, cache)[0].backward()  # adversarial term reaches D through its weights
+    stage1_obj.loss(step)[0].backward()  # adversarial term reaches D through its weights
     assert all(p.grad is not None for p in nets["discriminator"].parameters())
     nets.zero_grad(set_to_none=True)
-    discriminator_obj.loss(nets, batch, cache)[0].backward()
+    discriminator_obj.loss(step)[0].backward()
     assert all(p.grad is None for p in nets["model"].parameters())
     nets.zero_grad(set_to_none=True)
-    stage2_obj.loss(nets, batch, cache)[0].backward()
+    stage2_obj.loss(step)[0].backward()
     assert all(p.grad is None for p in nets["model"].stage1.parameters())
     assert all(p.grad is None for p in nets["discriminator"].parameters())
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in nets["model"].stage2.parameters())
@@ -328,11 +323,12 @@ def test_ciede2000_grad_option(ciede2000_grad):
     recipe = zoo.get_spec("twostage").recipe(ciede2000_grad=ciede2000_grad)
     nets = _nets(recipe=recipe)
     batch = _batch()
-    cache = {"out1": nets["model"].stage1(batch["ldr"]).detach()}
-    loss, logs = recipe.stages[0].objectives[2].loss(nets, batch, cache)
+    step = recipe.step_context(nets, batch)
+    step.shared.out1 = nets["model"].stage1(batch["ldr"]).detach()
+    loss, logs = recipe.stages[0].objectives[2].loss(step)
     assert logs["ciede2000"] > 0
     grads = torch.autograd.grad(loss, list(nets["model"].stage2.parameters()))
-    l1 = nn.functional.l1_loss(nets["model"].stage2(cache["out1"]), batch["target"])
+    l1 = nn.functional.l1_loss(nets["model"].stage2(step.shared.out1), batch["target"])
     l1_grads = torch.autograd.grad(l1, list(nets["model"].stage2.parameters()))
     same = all(torch.allclose(g, h, atol=1e-9, rtol=1e-6) for g, h in zip(grads, l1_grads))
     assert same is (not ciede2000_grad)
@@ -346,8 +342,8 @@ def test_msssim_official_bug_option_changes_stage1_loss():
     batch = _batch()
     values = {}
     for bug in (False, True):
-        objective = zoo.get_spec("twostage").recipe(msssim_official_bug=bug).stages[0].objectives[0]
-        values[bug] = objective.loss(nets, batch, {})[1]["msssim"]
+        recipe = zoo.get_spec("twostage").recipe(msssim_official_bug=bug)
+        values[bug] = recipe.stages[0].objectives[0].loss(recipe.step_context(nets, batch))[1]["msssim"]
     assert values[True] != pytest.approx(values[False], rel=1e-4)
 
 
@@ -355,7 +351,7 @@ def test_recipe_and_model_stages_must_agree():
     recipe = zoo.get_spec("twostage").recipe(stages="stage1")
     nets = _nets("both", recipe)
     with pytest.raises(ZooError, match="stages='stage1'"):
-        recipe.stages[0].objectives[0].loss(nets, _batch(), {})
+        recipe.stages[0].objectives[0].loss(recipe.step_context(nets, _batch()))
 
 
 def test_learning_rate_stays_constant():

@@ -8,10 +8,12 @@
     >>> hdr = model(ldr)  # (B,3,H,W) sRGB in [0,1] -> the model's native HDR (see zoo.get_spec(name).output_domain)
 """
 
+import zoo.models  # noqa: E402,F401  (registers every model, once: timm-style)
 from zoo.errors import ZooError
-from zoo.registry import ModelSpec, create_model, get_spec, list_models
+from zoo.factory import create_model, create_model_from_checkpoint
 from zoo.inference import optimize_for_inference
-from zoo.weights import create_model_from_checkpoint, load_weights
+from zoo.registry import ModelSpec, get_spec, list_models
+from zoo.weights import load_weights
 
 __all__ = ["ZooError", "ModelSpec", "create_model", "create_model_from_checkpoint", "get_spec", "list_models",
            "load_weights", "optimize_for_inference"]  # fmt: skip

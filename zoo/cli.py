@@ -152,11 +152,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _cmd_convert(args: argparse.Namespace) -> int:
     if args.kind == "singlehdr-tf":
-        from zoo.models.singlehdr_convert import convert_tf_checkpoint
+        from zoo.models.singlehdr.convert import convert_tf_checkpoint
 
         convert_tf_checkpoint(args.source, args.out)
     elif args.kind == "twostage-official":
-        from zoo.models.twostage import convert_official_checkpoint
+        from zoo.models.twostage.convert import convert_official_checkpoint
 
         convert_official_checkpoint(args.source, args.out, trust=args.trust)
     print(f"wrote {args.out}")

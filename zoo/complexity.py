@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from zoo.registry import create_model
+from zoo.factory import create_model
 
 log = logging.getLogger(__name__)
 

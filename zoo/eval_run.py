@@ -25,7 +25,8 @@ from zoo.data.common import check_config
 from zoo.data.config import TRAIN_ONLY_KEYS
 from zoo.errors import ZooError
 from zoo.evaluate import evaluate_split
-from zoo.registry import create_model, get_spec
+from zoo.factory import create_model
+from zoo.registry import get_spec
 from zoo.run import check_writable, resolve_device
 from zoo.train import first_nonfinite
 from zoo.weights import checkpoint_architecture, load_weights, read_checkpoint

@@ -19,6 +19,7 @@ from zoo import metrics
 from zoo.data import DataConfig, build_dataset
 from zoo.domains import SCALE_RULE, to_ntire
 from zoo.errors import ZooError
+from zoo.preview import hdr_strip, save_hdr_preview, save_preview
 from zoo.registry import ModelSpec
 
 
@@ -28,13 +29,12 @@ def predict_ntire(model: nn.Module, spec: ModelSpec, ldr: torch.Tensor) -> torch
     return to_ntire(model(ldr), spec.output_domain)
 
 
-def evaluate(model: nn.Module, spec: ModelSpec, dataset, device: torch.device,
-             crops: list[np.ndarray] | None = None) -> list[dict[str, Any]]:  # fmt: skip
+def evaluate(model: nn.Module, spec: ModelSpec, dataset, device: torch.device, crops: list[np.ndarray] | None = None,
+             first: list[np.ndarray] | None = None) -> list[dict[str, Any]]:  # fmt: skip
     """Per-image rows: the image id, its degradation parameters (``dataset.describe``), every metric, seconds, and
     the reference's μ-law normalisation (``mu_norm``, so a viewer can tone-map crops as PSNR-μ sees them). With
-    ``crops`` (a list), each image's linear [input | prediction | reference] highlight crop is appended to it."""
-    from zoo.preview import hdr_strip
-
+    ``crops`` (a list), each image's linear [input | prediction | reference] highlight crop is appended to it; with
+    ``first`` (a list), the first image's [LDR, reference, prediction] arrays are put in it (for its preview)."""
     model.eval()
     rows = []
     for index in range(len(dataset)):
@@ -48,8 +48,11 @@ def evaluate(model: nn.Module, spec: ModelSpec, dataset, device: torch.device,
         described = dataset.describe(index) if hasattr(dataset, "describe") else {"id": str(index)}
         rows.append({"image": str(described.get("id", index)), **metrics.compute_all(reference, result),
                      "seconds": seconds, "mu_norm": metrics.mu_norm(reference)})  # fmt: skip
+        ldr_image = sample["ldr"].permute(1, 2, 0).numpy()
         if crops is not None:
-            crops.append(hdr_strip(sample["ldr"].permute(1, 2, 0).numpy(), reference, result))
+            crops.append(hdr_strip(ldr_image, reference, result))
+        if first is not None and index == 0:
+            first.extend([ldr_image, reference, result])
     return rows
 
 
@@ -58,17 +61,16 @@ def evaluate_split(model: nn.Module, spec: ModelSpec, data: DataConfig, device: 
     """Score ``model`` on the frozen eval split of ``data``: the row fields shared by ``zoo run`` and ``zoo eval``
     (mean of every metric, per-image metrics with each image's degradation record, timing, protocol). With
     ``preview_for`` (a row path), a preview image of the first evaluation image is written beside it."""
-    from zoo.preview import save_hdr_preview, save_preview
-
     eval_set = build_dataset(data, "eval")
     crops: list[np.ndarray] | None = [] if preview_for is not None else None
+    first: list[np.ndarray] | None = [] if preview_for is not None else None
     tic = time.perf_counter()
-    images = evaluate(model, spec, eval_set, device, crops)
+    images = evaluate(model, spec, eval_set, device, crops, first)
     eval_seconds = time.perf_counter() - tic
     metric_names = [k for k in images[0] if k in metrics.METRICS] if images else []
     check_complete(images, metric_names)
     if preview_for is not None and len(eval_set):
-        save_preview(preview_for, model, spec, eval_set[0], device)
+        save_preview(preview_for, *first)
         save_hdr_preview(preview_for, crops)
     if hasattr(eval_set, "describe"):
         for i, image in enumerate(images):

@@ -45,7 +45,6 @@ M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # glibc mallopt parameters (malloc.h)
 KEEP_FREE_BYTES = 1 << 30  # free memory at the top of the heap kept for reuse instead of being returned to the OS
 
 PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
-PROTOCOL = ("global_context", "forward_with_context")
 
 
 class InferenceModel(nn.Module):
@@ -64,11 +63,6 @@ class InferenceModel(nn.Module):
         self.precision = precision
         self.zoo_spec = getattr(model, "zoo_spec", None)
         self.size_multiple = getattr(model, "size_multiple", getattr(self.zoo_spec, "size_multiple", 1))
-        if callable(getattr(model, "tiling_frame", None)):
-            self.tiling_frame = model.tiling_frame  # padding only: nothing to optimise
-        if all(callable(getattr(model, name, None)) for name in PROTOCOL):
-            self.global_context = self._prepared(model.global_context)
-            self.forward_with_context = self._prepared(model.forward_with_context)
         self.eval()
 
     def train(self, mode: bool = True) -> InferenceModel:
@@ -79,7 +73,7 @@ class InferenceModel(nn.Module):
         dtype = PRECISIONS[self.precision]
         return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
 
-    def _prepared(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+    def prepared(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         def run(x: torch.Tensor, *args: Any) -> Any:
             with torch.inference_mode(), self._autocast(x.device):
                 if self.channels_last and x.ndim == 4:
@@ -94,7 +88,7 @@ class InferenceModel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         aligned = x.shape[-2] % self.size_multiple == 0 and x.shape[-1] % self.size_multiple == 0
         use_trace = self.traced is not None and aligned  # traces are checked at aligned sizes only
-        return self._prepared(self.traced if use_trace else self.wrapped)(x)
+        return self.prepared(self.traced if use_trace else self.wrapped)(x)
 
 
 def _trace_frozen(model: nn.Module, multiple: int, device: torch.device, channels_last: bool) -> nn.Module | None:

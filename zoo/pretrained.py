@@ -17,6 +17,7 @@ from typing import Any
 from torch import nn
 
 from zoo.errors import ZooError
+from zoo.weights import load_weights
 
 
 def folder() -> Path:
@@ -58,6 +59,4 @@ def require(name: str) -> Path:
 
 def load_pretrained(model: nn.Module, name: str) -> nn.Module:
     """Load the shipped weights of ``name`` into ``model`` (float16 storage is cast to the model's dtype)."""
-    from zoo.weights import load_weights
-
     return load_weights(model, require(name))

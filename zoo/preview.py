@@ -13,12 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch import nn
 
 from zoo import io, metrics
-from zoo.evaluate import predict_ntire
-from zoo.registry import ModelSpec
 
 CROP = 96  # pixels; smaller images are shown whole
 HDR_CROP = 64  # pixels of the HDR crops (every evaluation image of a row, for the results page)
@@ -98,14 +94,10 @@ def preview_strip(ldr: np.ndarray, reference: np.ndarray, prediction: np.ndarray
     return np.concatenate([np.round(np.clip(p[window], 0, 1) * 255).astype(np.uint8) for p in panels], axis=1)
 
 
-@torch.inference_mode()
-def save_preview(row_path: str | Path, model: nn.Module, spec: ModelSpec, sample: dict[str, torch.Tensor],
-                 device: torch.device) -> Path:  # fmt: skip
-    """Predict one evaluation ``sample`` ("ldr", "target": (3,H,W) tensors) and write its preview PNG atomically."""
-    model.eval()
-    prediction = predict_ntire(model, spec, sample["ldr"][None].to(device))[0]
-    as_image = lambda t: t.permute(1, 2, 0).float().cpu().numpy()  # noqa: E731
-    strip = preview_strip(as_image(sample["ldr"]), as_image(sample["target"]), as_image(prediction))
+def save_preview(row_path: str | Path, ldr: np.ndarray, reference: np.ndarray, prediction: np.ndarray) -> Path:
+    """Write the preview PNG of one evaluation image atomically (H×W×3 arrays: the LDR input, the NTIRE-encoded
+    reference and prediction)."""
+    strip = preview_strip(ldr, reference, prediction)
     import cv2
 
     path = preview_path(row_path)

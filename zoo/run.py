@@ -21,15 +21,19 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.data import Dataset
 
 from zoo import distributed, results
 from zoo.config import RunConfig
 from zoo.data import build_dataset
 from zoo.errors import ZooError
 from zoo.evaluate import evaluate_split
+from zoo.factory import create_model
 from zoo.io import check_writable_folder
-from zoo.registry import create_model, get_spec
+from zoo.recipe import Recipe
+from zoo.registry import ModelSpec, get_spec
 from zoo.train import (
+    FitState,
     check_schedule,
     first_nonfinite,
     fit,
@@ -110,7 +114,32 @@ def _release_cuda_memory() -> None:
         torch.cuda.empty_cache()
 
 
+@dataclasses.dataclass
+class Setup:
+    """What a run trains and where: built from the config before any training step."""
+
+    spec: ModelSpec
+    model: nn.Module
+    recipe: Recipe
+    nets: nn.ModuleDict
+    device: torch.device
+    steps: int
+    batch_size: int
+    run_dir: Path
+
+
 def _train_and_evaluate(cfg: RunConfig, rid: str) -> dict[str, Any] | None:
+    setup = set_up(cfg, rid)
+    train_set, state = train(cfg, rid, setup)
+    if not distributed.is_main():
+        return None
+    weights_path = finish_weights(cfg, rid, setup, train_set, state)
+    evaluation = evaluate_split(setup.model, setup.spec, cfg.data, setup.device, results.row_path(cfg.results_dir, rid))
+    return row_fields(setup, state, evaluation, weights_path)
+
+
+def set_up(cfg: RunConfig, rid: str) -> Setup:
+    """Threads, device, seed, the model (with ``model.weights``), its recipe and schedule."""
     # Threads per process, set explicitly: torchrun sets OMP_NUM_THREADS=1, and bit-exact resume on CPU needs the same
     # thread count before and after the interruption.
     torch.set_num_threads(max(1, cfg.train.threads))
@@ -129,65 +158,73 @@ def _train_and_evaluate(cfg: RunConfig, rid: str) -> dict[str, Any] | None:
         raise ZooError(f"model.recipe: bad option for {spec.name!r} ({exc})") from None
     steps, batch_size = schedule(cfg, recipe)
     nets = nn.ModuleDict({"model": model, **{name: make() for name, make in recipe.aux_modules.items()}}).to(device)
+    return Setup(spec, model, recipe, nets, device, steps, batch_size, Path(cfg.checkpoint_dir) / rid)
 
-    run_dir = Path(cfg.checkpoint_dir) / rid
+
+def train(cfg: RunConfig, rid: str, setup: Setup) -> tuple[Dataset | None, FitState]:
+    """``fit`` on the training split, resumed from ``last.pt`` when an earlier attempt left one."""
     last = resume_path(cfg, rid)
     resume = None
     if last.is_file():
-        resume = read_resume_state(last, steps)
-        log.info("resuming run %s at step %d of %d from %s", rid, resume["step"], steps, last)
-
+        resume = read_resume_state(last, setup.steps)
+        log.info("resuming run %s at step %d of %d from %s", rid, resume["step"], setup.steps, last)
     train_set = None
-    if recipe.stages and steps > 0:
+    if setup.recipe.stages and setup.steps > 0:
         train_set = build_dataset(cfg.data, "train")
-        missing = [k for k in recipe.needs if k not in train_set[0]]
+        missing = [k for k in setup.recipe.needs if k not in train_set[0]]
         if missing:
-            raise ZooError(f"data={cfg.data.name!r} does not provide {', '.join(missing)}, which {spec.name!r} "
-                           f"training needs; use data=synthetic or data=folder")  # fmt: skip
+            raise ZooError(f"data={cfg.data.name!r} does not provide {', '.join(missing)}, which "
+                           f"{setup.spec.name!r} training needs; use data=synthetic or data=folder")  # fmt: skip
     if distributed.is_main():
-        run_dir.mkdir(parents=True, exist_ok=True)
-    with scalar_logger(cfg.train.tensorboard, run_dir / "tb") as on_log:
+        setup.run_dir.mkdir(parents=True, exist_ok=True)
+    with scalar_logger(cfg.train.tensorboard, setup.run_dir / "tb") as on_log:
         state = fit(
-            nets, recipe, train_set, total_steps=steps, batch_size=batch_size, seed=cfg.seed, device=device,
-            lr_scale=cfg.train.lr_scale, log_every=cfg.train.log_every, num_workers=cfg.data.num_workers,
-            progress=cfg.train.progress, nan_policy=cfg.train.nan_policy, resume=resume,
-            checkpoint_every=cfg.train.checkpoint_every, on_log=on_log,
+            setup.nets, setup.recipe, train_set, total_steps=setup.steps, batch_size=setup.batch_size,
+            seed=cfg.seed, device=setup.device, lr_scale=cfg.train.lr_scale, log_every=cfg.train.log_every,
+            num_workers=cfg.data.num_workers, progress=cfg.train.progress, nan_policy=cfg.train.nan_policy,
+            resume=resume, checkpoint_every=cfg.train.checkpoint_every, on_log=on_log,
             save_checkpoint=lambda payload: write_resume_state(last, payload),
         )  # fmt: skip
-    if not distributed.is_main():
-        return None
+    return train_set, state
+
+
+def finish_weights(cfg: RunConfig, rid: str, setup: Setup, train_set: Dataset | None, state: FitState) -> Path:
+    """BatchNorm statistics recomputed on training batches, then the final weights (``model.pt``)."""
     if train_set is not None and state.step > 0:
-        layers = recalibrate_batchnorm(model, train_set, batches=cfg.train.bn_recalibration_batches,
-                                       batch_size=batch_size, seed=cfg.seed, start_step=steps, device=device)
+        layers = recalibrate_batchnorm(setup.model, train_set, batches=cfg.train.bn_recalibration_batches,
+                                       batch_size=setup.batch_size, seed=cfg.seed, start_step=setup.steps,
+                                       device=setup.device)  # fmt: skip
         if layers:
             log.info("recomputed the running statistics of %d BatchNorm layers on %d training batches", layers,
                      cfg.train.bn_recalibration_batches)  # fmt: skip
-    bad = first_nonfinite(model)
+    bad = first_nonfinite(setup.model)
     if bad is not None:  # fit refuses such checkpoints; this covers recipes without training stages
         raise ZooError(f"refusing to save final weights of run {rid}: {bad} is not finite")
-    weights_path = save_checkpoint(run_dir / "model.pt", model, run_id=rid, config_hash=rid, step=state.step)
+    return save_checkpoint(setup.run_dir / "model.pt", setup.model, run_id=rid, config_hash=rid, step=state.step)
 
-    evaluation = evaluate_split(model, spec, cfg.data, device, results.row_path(cfg.results_dir, rid))
+
+def row_fields(setup: Setup, state: FitState, evaluation: dict[str, Any], weights_path: Path) -> dict[str, Any]:
+    """What the run adds to the row: the evaluation's metrics, then the training's facts."""
     images = evaluation.pop("images")
     return {
         **evaluation,
-        "params": sum(p.numel() for p in model.parameters()),
+        "params": sum(p.numel() for p in setup.model.parameters()),
         "steps": state.step,
         "train_seconds": state.train_seconds,
-        "device": str(device),
+        "device": str(setup.device),
         "threads": torch.get_num_threads(),
         "world_size": distributed.world_size(),
         "host": platform.node(),
         "torch": torch.__version__,
         "weights": str(weights_path),
-        "recipe_notes": recipe.notes,
+        "recipe_notes": setup.recipe.notes,
         "skipped_steps": state.skipped_steps,
         "history": state.history,
         "images": images,
     }
 
 
-def schedule(cfg: RunConfig, recipe) -> tuple[int, int]:
+def schedule(cfg: RunConfig, recipe: Recipe) -> tuple[int, int]:
     """(steps, batch size): the configured ones, or the recipe's official ones where the config says null."""
     steps = recipe.official_steps if cfg.train.steps is None else cfg.train.steps
     batch_size = recipe.official_batch_size if cfg.train.batch_size is None else cfg.train.batch_size

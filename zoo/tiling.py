@@ -16,22 +16,12 @@ aligned block of output pixels on a random input, the *effective* radius outside
 two-stage net 17 px) is available with ``halo_exact=True`` and makes tiles equal the untiled pass up to float
 rounding. On HDRUNet (random init) the effective halo is 20–24 px instead of 96 px: 2.4× less computation for a tiled
 1900×1060 frame under the default budget (results/bench/speed.csv), at a tiled-vs-untiled PSNR above 130 dB
-(speed_tiling.csv; tests/test_tiling.py checks ≥ 50 dB for every model). A model may declare ``tiling_halo`` (pixels)
-to skip the measurement.
+(speed_tiling.csv; tests/test_tiling.py checks ≥ 50 dB for every model).
 
 Global branches. A model whose spec says ``has_global_branch`` (SingleHDR's inverse response curve is a function of
-the whole image) cannot be tiled by cutting its input, since each tile would see a different curve. Such a model
-tiles only if it provides the protocol below; otherwise ``plan_tiles`` runs it untiled (and refuses an explicit tile
-size with a ``ZooError``):
-
-- ``tiling_frame(x) -> (framed, (top, left))`` (optional): the padding its forward applies to the whole image
-  (B, 3, H, W) → (B, 3, H', W') with H', W' multiples of ``size_multiple``; the original sits at rows
-  ``top:top+H``, columns ``left:left+W``. Needed when the forward does not pad bottom/right only (SingleHDR pads
-  symmetrically on every side).
-- ``global_context(framed) -> context``: the global branch computed once on the whole framed image.
-- ``forward_with_context(window, context) -> output``: the network on an aligned window of the framed image (H, W
-  multiples of ``size_multiple``; no padding of its own) using ``context`` instead of its own global branch, such that
-  ``forward_with_context(framed, global_context(framed))`` cropped equals ``forward(x)``.
+the whole image) tiles only if it implements ``zoo.tileable.GlobalBranchTiling`` (frame the image, compute the global
+context once, run a window with it); otherwise ``plan_tiles`` runs it untiled (and refuses an explicit tile size with
+a ``ZooError``).
 
 Memory model. Peak memory of a convolutional network grows linearly with the pixels it processes. ``activation_bytes_
 per_pixel`` runs one window of ``PROBE_SIZE``² pixels under a dispatch mode that counts the bytes of every live tensor
@@ -60,7 +50,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from zoo.errors import ZooError
-from zoo.inference import release_free_memory
+from zoo.inference import InferenceModel, release_free_memory
+from zoo.tileable import GlobalBranchTiling
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +59,9 @@ RADIUS_CAP = 256  # largest receptive-field radius measured exactly (the probe i
 EFFECTIVE_MASS = 1e-5  # beyond the cap: halo = radius holding all but this share of the input-gradient mass
 PROBE_SIZE = 128  # side of the window used to measure activation bytes per pixel
 DEFAULT_BUDGET = 1 << 30  # peak RSS growth for one window: about 1.4 GB peak RSS in all at 2 MP
+# Measured once per model object (the probes cost more than a small image's pass); weak keys: no model is kept alive.
+_RECEPTIVE_FIELDS: weakref.WeakKeyDictionary[nn.Module, ReceptiveField] = weakref.WeakKeyDictionary()
+_BYTES_PER_PIXEL: weakref.WeakKeyDictionary[nn.Module, float] = weakref.WeakKeyDictionary()
 SAFETY = 2.4  # peak RSS growth / counted activation bytes, measured at 1900×1060 with reuse_freed_memory (HDRUNet 2.1,
 # two-stage 2.4: freed blocks are reused, not returned, so fragmentation stays resident); 1.1–1.3 with default malloc
 
@@ -144,19 +138,20 @@ def replicate_frame(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple
 
 
 def tiling_hooks(model: nn.Module) -> TilingHooks:
-    """The protocol functions of ``model`` (or of the module an ``InferenceModel`` wraps), with the defaults for a
-    purely local model. ``tileable`` is False for a global-branch model without ``global_context`` and
-    ``forward_with_context``."""
+    """How to tile ``model``: its ``GlobalBranchTiling`` methods (through an ``InferenceModel``'s preparation when
+    ``model`` is one), or for a local model replicate framing and plain windows. ``tileable`` is False for a
+    global-branch model that does not implement the protocol."""
     align = int(_spec_attr(model, "size_multiple", 1))
     name = str(_spec_attr(model, "name", type(model).__name__))
-    frame = getattr(model, "tiling_frame", None) or (lambda x: replicate_frame(x, align))
-    has_context = all(callable(getattr(model, hook, None)) for hook in ("global_context", "forward_with_context"))
     device = _device_of(model)
-    if has_context:
-        return TilingHooks(frame, model.global_context, model.forward_with_context, align, True, name, device)
+    inner = _unwrap(model)
+    if isinstance(inner, GlobalBranchTiling):
+        prepare = model.prepared if isinstance(model, InferenceModel) else (lambda fn: fn)
+        return TilingHooks(inner.tiling_frame, prepare(inner.global_context), prepare(inner.forward_with_context),
+                           align, True, name, device)  # fmt: skip
     global_branch = bool(_spec_attr(model, "has_global_branch", False))
-    return TilingHooks(frame, lambda framed: None, lambda window, _: model(window), align, not global_branch, name,
-                       device)  # fmt: skip
+    return TilingHooks(lambda x: replicate_frame(x, align), lambda framed: None, lambda window, _: model(window), align,
+                       not global_branch, name, device)  # fmt: skip
 
 
 def _round_up(value: int, multiple: int) -> int:
@@ -198,7 +193,7 @@ class ReceptiveField:
 def receptive_field(model: nn.Module) -> ReceptiveField:
     """Measure the receptive field of ``model`` on a seeded random input (cached on the model). Global branches
     (``global_context``) are held fixed: only the local path is measured."""
-    cached = getattr(model, "_zoo_receptive_field", None)
+    cached = _RECEPTIVE_FIELDS.get(model)
     if cached is not None:
         return cached
     hooks = tiling_hooks(_unwrap(model))
@@ -229,23 +224,19 @@ def receptive_field(model: nn.Module) -> ReceptiveField:
     del grad
     release_free_memory()  # the gradient probe's activations must not stay resident next to the tiles'
     result = ReceptiveField(exact, effective)
-    object.__setattr__(model, "_zoo_receptive_field", result)
+    _RECEPTIVE_FIELDS[model] = result
     return result
 
 
 def tiling_halo(model: nn.Module, exact: bool = False) -> int:
-    """Halo in pixels, rounded up to the size multiple: the model's ``tiling_halo`` if it declares one; else the
-    measured effective receptive radius (default: tiled output within about 1e-5 of untiled, far above 50 dB PSNR;
+    """Halo in pixels, rounded up to the size multiple: the measured effective receptive radius (default: tiled output within about 1e-5 of untiled, far above 50 dB PSNR;
     tests/test_tiling.py), or with ``exact=True`` the full receptive radius (equal up to float rounding, more compute:
     HDRUNet 96 px instead of 24)."""
-    inner = _unwrap(model)
-    align = tiling_hooks(inner).align
-    declared = getattr(inner, "tiling_halo", None)
-    if declared is not None:
-        return _round_up(int(declared), align)
+    hooks = tiling_hooks(_unwrap(model))
+    align = hooks.align
     field = receptive_field(model)
     if exact and field.exact is None:
-        raise ZooError(f"{tiling_hooks(inner).name}: receptive field exceeds {RADIUS_CAP} px; no exact halo")
+        raise ZooError(f"{hooks.name}: receptive field exceeds {RADIUS_CAP} px; no exact halo")
     return _round_up(field.exact if exact else field.effective, align)
 
 
@@ -292,7 +283,7 @@ def peak_activation_bytes(fn: Callable[[], Any]) -> int:
 
 def activation_bytes_per_pixel(model: nn.Module) -> float:
     """Peak activation bytes per input pixel of one aligned window (``PROBE_SIZE``²), inference mode. Cached."""
-    cached = getattr(model, "_zoo_bytes_per_pixel", None)
+    cached = _BYTES_PER_PIXEL.get(model)
     if cached is not None:
         return cached
     hooks = tiling_hooks(model)
@@ -303,7 +294,7 @@ def activation_bytes_per_pixel(model: nn.Module) -> float:
         peak = peak_activation_bytes(lambda: hooks.window(x, context))
     per_pixel = peak / (size * size)
     release_free_memory()
-    object.__setattr__(model, "_zoo_bytes_per_pixel", per_pixel)
+    _BYTES_PER_PIXEL[model] = per_pixel
     return per_pixel
 
 

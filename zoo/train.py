@@ -39,7 +39,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from zoo import distributed
 from zoo.errors import ZooError
-from zoo.registry import Recipe, Stage
+from zoo.recipe import Recipe, Stage
 from zoo.sample_noise import SAMPLE_KEY
 
 log = logging.getLogger(__name__)
@@ -145,7 +145,7 @@ def _params(nets: nn.ModuleDict, paths: tuple[str, ...]) -> list[nn.Parameter]:
     return params
 
 
-def _set_train_mode(nets: nn.ModuleDict, stage: Stage) -> None:
+def set_train_mode(nets: nn.ModuleDict, stage: Stage) -> None:
     if not stage.train_modules:
         nets.train()
         return
@@ -374,15 +374,16 @@ def _restore_buffers(snapshot: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
         buffer.copy_(saved)
 
 
-def _train_step(nets: nn.ModuleDict, stage: Stage, optim: StageOptim, batch: dict[str, torch.Tensor],
-                where: str) -> tuple[dict[str, float], str | None]:  # fmt: skip
-    """One step of every objective. Returns (logs, problem): ``problem`` describes a non-finite loss or gradient
-    (agreed over all ranks), in which case this objective and the later ones of the step were not applied."""
-    cache: dict[str, Any] = {}
+def train_step(nets: nn.ModuleDict, recipe: Recipe, stage: Stage, optim: StageOptim, batch: dict[str, torch.Tensor],
+               where: str = "") -> tuple[dict[str, float], str | None]:  # fmt: skip
+    """One step of every objective of ``stage``, in order: zero grad, loss, backward, gradient average over ranks,
+    optimiser step. Returns (logs, problem): ``problem`` describes a non-finite loss or gradient (agreed over all
+    ranks), in which case this objective and the later ones of the step were not applied."""
+    context = recipe.step_context(nets, batch)
     logs: dict[str, float] = {}
     for obj, opt in zip(stage.objectives, optim.optimizers):
         opt.zero_grad(set_to_none=True)
-        loss, obj_logs = obj.loss(nets, batch, cache)
+        loss, obj_logs = obj.loss(context)
         obj_logs = {f"{obj.name}/{k}": float(v) for k, v in obj_logs.items()}
         if distributed.agree(not bool(torch.isfinite(loss))):
             return logs, f"non-finite loss at {where}, objective {obj.name!r}: {_describe_nonfinite(loss, obj_logs)}"
@@ -400,123 +401,189 @@ def _train_step(nets: nn.ModuleDict, stage: Stage, optim: StageOptim, batch: dic
     return logs, None
 
 
+@dataclass(frozen=True)
+class FitOptions:
+    """How ``fit`` runs, beside what it trains (see ``fit``)."""
+
+    total_steps: int
+    batch_size: int
+    seed: int
+    device: torch.device
+    lr_scale: float = 1.0
+    log_every: int = 25
+    num_workers: int = 0
+    progress: bool = False
+    nan_policy: str = "stop"
+    max_skips_in_a_row: int = 20
+    checkpoint_every: int = 0
+
+
 def fit(
     nets: nn.ModuleDict,
     recipe: Recipe,
     dataset: Dataset | None,
     *,
-    total_steps: int,
-    batch_size: int,
-    seed: int,
-    device: torch.device,
-    lr_scale: float = 1.0,
-    log_every: int = 25,
-    num_workers: int = 0,
-    progress: bool = False,
-    nan_policy: str = "stop",
-    max_skips_in_a_row: int = 20,
     resume: dict[str, Any] | None = None,
-    checkpoint_every: int = 0,
     save_checkpoint: Callable[[dict[str, Any]], None] | None = None,
     on_log: Callable[[dict[str, float]], None] | None = None,
+    **options: Any,
 ) -> FitState:
     """Train ``nets`` (``nets["model"]`` + the recipe's aux modules) for ``total_steps`` steps of ``recipe``.
 
-    ``batch_size`` is the global batch (under torchrun each rank takes ``batch_size / world_size`` of it).
-    ``resume`` (a ``read_resume_state`` payload) restores the weights, RNG states, step, stage, optimisers and
-    schedulers, and the loop goes on at ``resume["step"]``. ``save_checkpoint(payload)`` (called on rank 0 only) gets a
-    ``checkpoint_payload`` every ``checkpoint_every`` steps, at the end of training and when a pre-emption signal
-    arrives; after the latter the loop raises ``Preempted``.
+    ``options`` are the fields of ``FitOptions``. ``batch_size`` is the global batch (under torchrun each rank takes
+    ``batch_size / world_size`` of it). ``resume`` (a ``read_resume_state`` payload) restores the weights, RNG
+    states, step, stage, optimisers and schedulers, and the loop goes on at ``resume["step"]``.
+    ``save_checkpoint(payload)`` (called on rank 0 only) gets a ``checkpoint_payload`` every ``checkpoint_every``
+    steps, at the end of training and when a pre-emption signal arrives; after the latter the loop raises
+    ``Preempted``.
     """
-    if nan_policy not in ("stop", "skip"):
-        raise ZooError(f"train.nan_policy: expected 'stop' or 'skip', got {nan_policy!r}")
-    check_schedule(total_steps, batch_size)
+    opts = FitOptions(**options)
+    check_options(opts)
     state = _restore(nets, resume) if resume is not None else FitState()
-    optim_state = resume["optim"] if resume is not None else None
-    if not recipe.stages or total_steps <= 0:
+    if not recipe.stages or opts.total_steps <= 0:
         return state
     if dataset is None:
         raise ValueError("a recipe with stages needs a training dataset")
-    distributed.check_batch_size(batch_size)
-    distributed.broadcast_module(nets)
-    if resume is None and distributed.rank() > 0:
-        # Independent randomness per rank (dropout, label noise) from here on; rank 0 keeps the single-process stream.
-        seed_everything(int(np.random.SeedSequence([seed, distributed.rank()]).generate_state(1)[0]))
-    bounds = stage_bounds(recipe.stages, total_steps)
-    bar = None
-    if progress and distributed.is_main():
-        from tqdm import tqdm
-
-        bar = tqdm(total=total_steps, initial=state.step, desc="train", dynamic_ncols=True, leave=False)
-    skips_in_a_row = 0  # counted on from the checkpoint: steps state.step, state.step - 1, ... that were skipped
-    while state.step - skips_in_a_row in state.skipped_steps:
-        skips_in_a_row += 1
+    _start_ranks(nets, opts, resumed=resume is not None)
+    progress = Progress(opts, state, on_log)
+    skips = SkipCounter(opts, state)
     with PreemptionGuard() as guard:
-        for index, (stage, (start, stop)) in enumerate(zip(recipe.stages, bounds)):
-            if state.step >= stop or start == stop:
-                continue
-            optim = build_stage_optim(nets, stage, stop - start, lr_scale)
-            if optim_state is not None and optim_state["stage_index"] == index:
-                for opt, saved in zip(optim.optimizers, optim_state["optimizers"]):
-                    opt.load_state_dict(saved)
-                for sched, saved in zip(optim.schedulers, optim_state["schedulers"]):
-                    sched.load_state_dict(saved)
-            _set_train_mode(nets, stage)
+        for index, stage, start, stop in stages_left(recipe, opts.total_steps, state.step):
+            optim = build_stage_optim(nets, stage, stop - start, opts.lr_scale)
+            if resume is not None and resume["optim"]["stage_index"] == index:
+                load_stage_optim(optim, resume["optim"])
+            set_train_mode(nets, stage)
             tic = time.perf_counter()
-            meter = StepMeter(state.step, total_steps)
-            for batch in batch_stream(dataset, batch_size, seed, max(start, state.step), stop, num_workers):
-                batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-                where = f"step {state.step + 1}/{total_steps} (stage {stage.name!r})"
-                buffers = _snapshot_buffers(nets) if nan_policy == "skip" else []
-                logs, problem = _train_step(nets, stage, optim, batch, where)
+            for batch in batch_stream(dataset, opts.batch_size, opts.seed, max(start, state.step), stop,
+                                      opts.num_workers):  # fmt: skip
+                batch = {k: v.to(opts.device, non_blocking=True) for k, v in batch.items()}
+                where = f"step {state.step + 1}/{opts.total_steps} (stage {stage.name!r})"
+                buffers = _snapshot_buffers(nets) if opts.nan_policy == "skip" else []
+                logs, problem = train_step(nets, recipe, stage, optim, batch, where)
                 for opt in optim.optimizers:
                     opt.zero_grad(set_to_none=True)
                 if problem is not None:
-                    if nan_policy == "stop":
-                        raise ZooError(f"{problem}; the last checkpoint is kept (train.nan_policy=skip drops such "
-                                       f"steps)")  # fmt: skip
                     _restore_buffers(buffers)  # e.g. BatchNorm statistics the bad forward pass already updated
-                    log.warning("skipping %s", problem)
-                    state.skipped_steps.append(state.step + 1)
-                    skips_in_a_row += 1
-                    if skips_in_a_row >= max_skips_in_a_row:
-                        raise ZooError(f"{skips_in_a_row} steps in a row had non-finite values (last: {problem}); "
-                                       f"the training has diverged")  # fmt: skip
-                else:
-                    skips_in_a_row = 0
-                with warnings.catch_warnings():  # a skipped step still counts: the schedule follows the step index
-                    warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step", UserWarning)
-                    for sched in optim.schedulers:
-                        sched.step()
+                skips.record(problem)  # raises under nan_policy="stop" or after too many skips in a row
+                step_schedulers(optim)  # a skipped step still counts: the schedule follows the step index
                 state.step += 1
-                if bar is not None:
-                    bar.update(1)
-                if problem is None and (state.step % max(1, log_every) == 0 or state.step == stop):
-                    entry = {"step": state.step, "stage": stage.name, **distributed.mean_values(logs)}
-                    entry["lr"] = optim.optimizers[0].param_groups[0]["lr"]
-                    state.history.append(entry)
-                    if on_log is not None and distributed.is_main():
-                        on_log(entry)
-                    if bar is None and distributed.is_main():
-                        log.info(meter.line(entry))
-                    if bar is not None:
-                        losses = " ".join(f"{k.split('/')[-1]}={v:.4f}" for k, v in logs.items() if k.endswith("/loss"))
-                        bar.set_postfix_str(f"{stage.name} {losses}")
+                if problem is None:
+                    progress.step(state, stage, logs, optim, last_of_stage=state.step == stop)
+                else:
+                    progress.advance()
                 preempted = guard.requested()
-                periodic = bool(checkpoint_every) and state.step % checkpoint_every == 0
-                if save_checkpoint is not None and (periodic or preempted or state.step == total_steps):
+                periodic = bool(opts.checkpoint_every) and state.step % opts.checkpoint_every == 0
+                if save_checkpoint is not None and (periodic or preempted or state.step == opts.total_steps):
                     state.train_seconds += time.perf_counter() - tic
                     tic = time.perf_counter()
-                    _checkpoint(nets, state, index, stage, optim, total_steps, save_checkpoint)
+                    _checkpoint(nets, state, index, stage, optim, opts.total_steps, save_checkpoint)
                 if preempted:
-                    if bar is not None:
-                        bar.close()
+                    progress.close()
                     guard.stop(state.step, saved=save_checkpoint is not None)
             state.train_seconds += time.perf_counter() - tic
-    if bar is not None:
-        bar.close()
+    progress.close()
     nets.eval()
     return state
+
+
+def check_options(opts: FitOptions) -> None:
+    if opts.nan_policy not in ("stop", "skip"):
+        raise ZooError(f"train.nan_policy: expected 'stop' or 'skip', got {opts.nan_policy!r}")
+    check_schedule(opts.total_steps, opts.batch_size)
+
+
+def _start_ranks(nets: nn.ModuleDict, opts: FitOptions, resumed: bool) -> None:
+    """Same weights on every rank; independent randomness per rank (dropout, label noise) from here on, rank 0
+    keeping the single-process stream (a resumed run restored each rank's own RNG state instead)."""
+    distributed.check_batch_size(opts.batch_size)
+    distributed.broadcast_module(nets)
+    if not resumed and distributed.rank() > 0:
+        seed_everything(int(np.random.SeedSequence([opts.seed, distributed.rank()]).generate_state(1)[0]))
+
+
+def stages_left(recipe: Recipe, total_steps: int, step: int) -> Iterator[tuple[int, Stage, int, int]]:
+    """(index, stage, start, stop) of each stage that still has steps to run after ``step``."""
+    for index, (stage, (start, stop)) in enumerate(zip(recipe.stages, stage_bounds(recipe.stages, total_steps))):
+        if step < stop and start < stop:
+            yield index, stage, start, stop
+
+
+def load_stage_optim(optim: StageOptim, saved: dict[str, Any]) -> None:
+    for opt, state in zip(optim.optimizers, saved["optimizers"]):
+        opt.load_state_dict(state)
+    for sched, state in zip(optim.schedulers, saved["schedulers"]):
+        sched.load_state_dict(state)
+
+
+def step_schedulers(optim: StageOptim) -> None:
+    with warnings.catch_warnings():  # a skipped step did not call optimizer.step(); the schedule goes on regardless
+        warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step", UserWarning)
+        for sched in optim.schedulers:
+            sched.step()
+
+
+class SkipCounter:
+    """``nan_policy``: "stop" turns a problem into an error; "skip" records the step as skipped and allows at most
+    ``max_skips_in_a_row`` in a row (counted on from a checkpoint, whose skipped steps it restores)."""
+
+    def __init__(self, opts: FitOptions, state: FitState):
+        self.opts, self.state, self.in_a_row = opts, state, 0
+        while state.step - self.in_a_row in state.skipped_steps:
+            self.in_a_row += 1
+
+    def record(self, problem: str | None) -> None:
+        if problem is None:
+            self.in_a_row = 0
+            return
+        if self.opts.nan_policy == "stop":
+            raise ZooError(f"{problem}; the last checkpoint is kept (train.nan_policy=skip drops such steps)")
+        log.warning("skipping %s", problem)
+        self.state.skipped_steps.append(self.state.step + 1)
+        self.in_a_row += 1
+        if self.in_a_row >= self.opts.max_skips_in_a_row:
+            raise ZooError(f"{self.in_a_row} steps in a row had non-finite values (last: {problem}); the training "
+                           "has diverged")  # fmt: skip
+
+
+class Progress:
+    """The training curve (``FitState.history``, every ``log_every`` steps and at the end of each stage), the
+    ``on_log`` callback, and what the user sees: a tqdm bar (``progress``) or one log line per entry."""
+
+    def __init__(self, opts: FitOptions, state: FitState, on_log: Callable[[dict[str, float]], None] | None):
+        self.opts, self.on_log = opts, on_log
+        self.meter = StepMeter(state.step, opts.total_steps)
+        self.bar = None
+        if opts.progress and distributed.is_main():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=opts.total_steps, initial=state.step, desc="train", dynamic_ncols=True, leave=False)
+
+    def advance(self) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def step(self, state: FitState, stage: Stage, logs: dict[str, float], optim: StageOptim,
+             last_of_stage: bool) -> None:  # fmt: skip
+        self.advance()
+        if state.step % max(1, self.opts.log_every) and not last_of_stage:
+            return
+        entry = {"step": state.step, "stage": stage.name, **distributed.mean_values(logs)}
+        entry["lr"] = optim.optimizers[0].param_groups[0]["lr"]
+        state.history.append(entry)
+        if not distributed.is_main():
+            return
+        if self.on_log is not None:
+            self.on_log(entry)
+        if self.bar is None:
+            log.info(self.meter.line(entry))
+        else:
+            losses = " ".join(f"{k.split('/')[-1]}={v:.4f}" for k, v in logs.items() if k.endswith("/loss"))
+            self.bar.set_postfix_str(f"{stage.name} {losses}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 def check_schedule(total_steps: int, batch_size: int) -> None:

@@ -2,7 +2,7 @@
 
 A zoo checkpoint describes itself: ``{"format": "hdr-zoo/1", "model": <registry name>, "args": <create_model
 arguments>, "zoo_version", "state_dict", ...}`` (``zoo run`` adds ``run_id``, the training config hash, and ``step``),
-so ``create_model_from_checkpoint(path)`` rebuilds the right architecture, ablation variants included, from the file
+so ``zoo.factory.create_model_from_checkpoint(path)`` rebuilds the right architecture, ablation variants included, from the file
 alone. Official layouts carry no model name: they need ``create_model(name)`` + ``load_weights``.
 
 Files are read with ``torch.load(weights_only=True)``: no arbitrary unpickling. An official checkpoint that holds
@@ -87,22 +87,6 @@ def checkpoint_architecture(source: Any, origin: str) -> tuple[str, dict[str, An
         raise ZooError(f"{origin}: zoo checkpoint with a malformed model name or arguments; expected a string and a "
                        "mapping")  # fmt: skip
     return name, dict(args)
-
-
-def create_model_from_checkpoint(path: str | Path, **overrides: Any) -> nn.Module:
-    """The model a zoo checkpoint was saved from, with its weights: architecture from the file's registry name and
-    model arguments (``overrides`` replace single arguments). An official layout names no model: ``ZooError`` saying
-    to use ``create_model(name)`` + ``load_weights``."""
-    from zoo.registry import create_model
-
-    source = read_checkpoint(path)
-    found = checkpoint_architecture(source, str(path))
-    if found is None:
-        raise ZooError(f"{path}: not a zoo checkpoint (an official layout names no model); use "
-                       "zoo.create_model(name) and zoo.load_weights(model, path)")  # fmt: skip
-    name, args = found
-    model = create_model(name, **{**args, **overrides})
-    return load_weights(model, source, origin=str(path))
 
 
 def _strip_prefix(state: Mapping[str, Any], prefix: str) -> dict[str, Any]:

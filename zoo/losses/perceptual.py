@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.errors import ZooError
-from zoo.models.tf_compat import max_pool_same
+from zoo.tf_compat import max_pool_same
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,8 @@ from torch import nn
 
 from zoo.domains import NTIRE_GAMMA
 from zoo.errors import ZooError
-from zoo.registry import ModelSpec, Recipe, register
+from zoo.recipe import Recipe
+from zoo.registry import ModelSpec, register
 
 # BT.709 luminance weights, for the linearised input.
 LUMINANCE_WEIGHTS = (0.2126, 0.7152, 0.0722)

@@ -3,7 +3,7 @@
 Module and parameter names mirror the TF variable scopes (``conv2d_7``, ``res2a_branch2b``, ``bn2a_branch2b``,
 ``encoder.h3.conv_2``, ``decoder.h4.fuse_skip_connection``, …), so converting an official checkpoint is a renaming
 plus a layout transpose (``singlehdr.official_variable_table``). All inputs and outputs are NCHW float32; the TF1
-behaviours that matter for exact weights (docs/models.md) live in ``zoo.models.tf_compat``.
+behaviours that matter for exact weights (docs/models.md) live in ``zoo.tf_compat``.
 
 Sizes: the U-Nets need H, W multiples of 16, the Hallucination-Net multiples of 32, the Linearization-Net any size.
 ``SingleHDR.forward`` pads to 32 so callers never see these constraints.
@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.errors import ZooError
-from zoo.models.tf_compat import (
+from zoo.tf_compat import (
     increase,
     max_pool_same,
     pad_same,

@@ -1,22 +1,11 @@
-"""HDRUNet (Chen, Liu, Zhang, Qiao, Dong; CVPRW 2021, NTIRE 2021 Track 1 2nd place), faithful to chxy95/HDRUNet.
-
-A U-Net whose features are modulated by a condition network through spatial feature transforms (SFT), plus a
-weighting network that blends the input back in: ``output = mask(x)·x + unet(x, cond(x))``. Output is NTIRE
-gamma-encoded HDR, unbounded (it can be negative; evaluation clamps at 0). 1,651,494 parameters.
-
-Module and parameter names follow the official code, so official checkpoints load with ``strict=True`` (docs/models.md).
-Deviation: the official network needs H and W to be multiples of 4 and crashes otherwise; ``forward`` here pads the
-input (replicate) to a multiple of 4 and crops the output back. Sizes that are already multiples of 4 are unchanged.
-"""
+"""The HDRUNet network (Chen et al., CVPRW 2021), module and parameter names as in the official chxy95/HDRUNet, so
+official checkpoints load with ``strict=True``. See the package docstring for the model and its deviation."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from zoo.losses.hdr import HDRUNET_LOSSES, pixel_loss
-from zoo.registry import ModelSpec, Objective, Recipe, Stage, register
 
 
 def conv(c_in: int, c_out: int, k: int, stride: int = 1) -> nn.Conv2d:
@@ -149,53 +138,3 @@ class HDRUNet(nn.Module):
 class _IdentitySFT(nn.Module):
     def forward(self, fea: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
         return fea
-
-
-def hdrunet_recipe(loss: str = "tanh_l1") -> Recipe:
-    """Official recipe (docs/models.md): Adam 2e-4, betas (0.9, 0.99), halve the LR at 20/40/60/80 % of the run
-    (the official 200k/400k/600k/800k of 1M steps), Tanh-L1 on NTIRE-encoded values. ``loss`` selects the paper's
-    Table 2 ablation: l1, l2, tanh_l1, tanh_l2."""
-    if loss not in HDRUNET_LOSSES:
-        from zoo.errors import ZooError
-
-        raise ZooError(f"hdrunet: unknown loss {loss!r}; expected one of {', '.join(HDRUNET_LOSSES)}")
-
-    def objective_loss(nets, batch, cache):
-        prediction = nets["model"](batch["ldr"])
-        value = pixel_loss(loss, prediction, batch["target"])
-        return value, {loss: float(value.detach())}
-
-    stage = Stage(
-        name="main",
-        objectives=(Objective("model", ("model",), objective_loss, lr=2e-4, betas=(0.9, 0.99)),),
-        milestones=(0.2, 0.4, 0.6, 0.8),
-        gamma=0.5,
-    )
-    return Recipe(stages=(stage,), notes=f"official HDRUNet schedule, loss={loss}", official_steps=1_000_000,
-                  official_batch_size=16)  # fmt: skip
-
-
-def convert_official(obj) -> dict[str, torch.Tensor] | None:
-    """The official file is a plain state dict (DataParallel ``module.`` keys stripped by the official loader too)."""
-    if not isinstance(obj, dict) or not obj:
-        return None
-    keys = list(obj)
-    if all(k.startswith("module.") for k in keys):
-        return {k[len("module.") :]: v for k, v in obj.items()}
-    return None
-
-
-SPEC = register(
-    ModelSpec(
-        name="hdrunet",
-        build=HDRUNet,
-        output_domain="ntire_gamma",
-        size_multiple=4,
-        paper="Chen et al., HDRUNet: Single Image HDR Reconstruction with Denoising and Dequantization, CVPRW 2021",
-        code_licence="MIT (official chxy95/HDRUNet); this port MIT",
-        weights_licence="MIT (official pretrained_models/pretrained_model.pth)",
-        recipe=hdrunet_recipe,
-        convert_official=convert_official,
-        description="U-Net with SFT condition network and weighting network; NTIRE gamma-domain output",
-    )
-)

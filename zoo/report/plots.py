@@ -16,14 +16,13 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from zoo.io import atomic_write
-
-if TYPE_CHECKING:
-    from zoo.report import Table, Variant
+from zoo.preview import load_preview, preview_path
+from zoo.report.tables import HEADLINE, METRIC_NAMES, Table, Variant
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +105,6 @@ def _title(table: Table) -> str:
 
 def _metrics(plt: Any, table: Table, colours: dict[str, Any], runs_dir: Path, notes: list[str]) -> Any:
     """Mean and CI per variant as a point with whiskers (bars would need a zero baseline that hides dB differences)."""
-    from zoo.report import HEADLINE, METRIC_NAMES
-
     styles = _styles(table, colours)
     labels = [v.label for v in table.variants]
     fig, axes = plt.subplots(1, len(HEADLINE), figsize=(2.9 * len(HEADLINE), 0.9 + 0.3 * len(labels)), sharey=True)
@@ -209,8 +206,6 @@ def _training(plt: Any, table: Table, colours: dict[str, Any], runs_dir: Path, n
 
 
 def _visual(plt: Any, table: Table, colours: dict[str, Any], runs_dir: Path, notes: list[str]) -> Any:
-    from zoo.preview import load_preview, preview_path
-
     panels: list[tuple[str, dict[str, np.ndarray]]] = []
     missing, mismatched = [], []
     for v in table.variants:

@@ -1,7 +1,7 @@
-"""SingleHDR's stage losses (official ``training_code/`` and paper §3), as ``LossFn`` closures for the recipe.
+"""SingleHDR's staged training recipe and its stage losses (official ``training_code/`` and paper §3).
 
-Every loss takes ``(nets, batch, cache)`` with ``nets["model"]`` a ``SingleHDR`` and the batch keys of the synthetic
-camera: ``ldr`` (final 8-bit LDR), ``ldr_unquantized`` (camera-response output before quantisation), ``linear_clipped``
+Every loss takes a ``StepContext`` whose ``nets["model"]`` is a ``SingleHDR`` and whose batch has the keys of the
+synthetic camera: ``ldr`` (final 8-bit LDR), ``ldr_unquantized`` (camera-response output before quantisation), ``linear_clipped``
 (noisy linear scene clipped to [0, 1]), ``linear_noisy`` (noisy, unclipped), ``inv_crf`` (B, 1024) and ``target``
 (NTIRE gamma-encoded HDR aligned to the LDR exposure). Images are (B, 3, H, W).
 
@@ -18,14 +18,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import nn
 
 from zoo.domains import to_linear
 from zoo.errors import ZooError
 from zoo.losses.perceptual import PerceptualLoss
-from zoo.models.tf_compat import apply_rf, pad_symmetric
-
-LossFn = Callable[[nn.ModuleDict, dict[str, torch.Tensor], dict[str, Any]], tuple[torch.Tensor, dict[str, float]]]
+from zoo.recipe import LossFn, Objective, Recipe, Stage, StepContext
+from zoo.tf_compat import apply_rf, pad_symmetric
 
 GREY_WEIGHTS = (0.2989, 0.5870, 0.1140)  # tf.image.rgb_to_grayscale
 OVER_LEVEL, UNDER_LEVEL, EXTREME_SHARE = 249, 6, 0.5
@@ -84,7 +82,8 @@ def _log(**values: torch.Tensor | float) -> dict[str, float]:
 def dequantization_objective() -> LossFn:
     """Official Dequantization-Net pre-training: masked MSE(clip(Deq(ldr), 0, 1), ldr_unquantized)."""
 
-    def loss(nets: nn.ModuleDict, batch: dict[str, torch.Tensor], cache: dict[str, Any]):
+    def loss(step: StepContext[None]) -> tuple[torch.Tensor, dict[str, float]]:
+        nets, batch = step.nets, step.batch
         c = torch.clamp(run_padded(nets["model"].dequantization, batch["ldr"], 16), 0.0, 1.0)
         mask = exposure_mask(batch["ldr"])
         mse = per_image_mse(c, batch["ldr_unquantized"])
@@ -97,7 +96,8 @@ def linearization_objective(crf_weight: float = 0.1) -> LossFn:
     """Official Linearization-Net pre-training on the unquantized LDR: masked [MSE(apply_rf(ldr_unquantized, invcrf),
     linear_clipped) + ``crf_weight``·MSE(invcrf, inv_crf)] (paper λcrf = 0.1)."""
 
-    def loss(nets: nn.ModuleDict, batch: dict[str, torch.Tensor], cache: dict[str, Any]):
+    def loss(step: StepContext[None]) -> tuple[torch.Tensor, dict[str, float]]:
+        nets, batch = step.nets, step.batch
         ldr = batch["ldr_unquantized"]
         invcrf = nets["model"].linearization(ldr)
         lin = per_image_mse(apply_rf(ldr, invcrf), batch["linear_clipped"])
@@ -141,7 +141,8 @@ def hallucination_objective(
     masked [L1(g(A), g(linear_noisy)) + λp·Perc + λtv·TV] with the official λp = 0.001, λtv = 0.1 (``kind``: the
     distance, see ``hallucination_terms``)."""
 
-    def loss(nets: nn.ModuleDict, batch: dict[str, torch.Tensor], cache: dict[str, Any]):
+    def loss(step: StepContext[None]) -> tuple[torch.Tensor, dict[str, float]]:
+        nets, batch = step.nets, step.batch
         a = run_padded(nets["model"].expand_highlights, batch["linear_clipped"])[0]
         terms = hallucination_terms(a, batch["linear_noisy"], perceptual, kind)
         mask = exposure_mask(batch["ldr"])
@@ -170,7 +171,8 @@ def joint_objective(
     λlin·Llin + λcrf·Lcrf + λhal·Lhal + λp·Lp + λtv·Ltv, every term with its stage's official form and intermediate
     target (Lhal/Lp/Ltv against ``linear_noisy``, the Hallucination stage's target), masked per image."""
 
-    def loss(nets: nn.ModuleDict, batch: dict[str, torch.Tensor], cache: dict[str, Any]):
+    def loss(step: StepContext[None]) -> tuple[torch.Tensor, dict[str, float]]:
+        nets, batch = step.nets, step.batch
         out = nets["model"].stages(batch["ldr"], pad_border=0, refine=False)
         deq = per_image_mse(out["C"], batch["ldr_unquantized"])
         lin = per_image_mse(out["B"], batch["linear_clipped"])
@@ -201,10 +203,84 @@ def refinement_objective(scale: str = "aligned") -> LossFn:
     def normalise(x: torch.Tensor) -> torch.Tensor:
         return x / (1e-6 + x.mean(dim=(1, 2, 3), keepdim=True)) * 0.5 if scale == "mean" else x
 
-    def loss(nets: nn.ModuleDict, batch: dict[str, torch.Tensor], cache: dict[str, Any]):
+    def loss(step: StepContext[None]) -> tuple[torch.Tensor, dict[str, float]]:
+        nets, batch = step.nets, step.batch
         output = nets["model"].stages(batch["ldr"], pad_border=0)["output"]
         target = to_linear(batch["target"], "ntire_gamma")
         l1 = per_image_l1(log_tonemap(normalise(output)), log_tonemap(normalise(target)))
         return l1.mean(), _log(l1=l1)
 
     return loss
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Training recipe.
+
+# Shares of the step budget. Officially each of Deq/Lin/Hal trains 500k steps on its own and the joint refinement
+# fine-tune 100k; the paper's joint stage has no stated length. The zoo runs everything in one budget: the
+# Hallucination-Net (24.6M of 29M parameters, the hardest task) gets the largest share, Deq and Lin converge quickly,
+# and the two end-to-end stages get more than the official 6 % because short budgets leave more error to correct.
+STAGE_FRACTIONS = {
+    "dequantization": 0.15,
+    "linearization": 0.15,
+    "hallucination": 0.35,
+    "joint": 0.15,
+    "refinement": 0.20,
+}
+PRETRAIN_LR, FINETUNE_LR = 1e-4, 1e-5  # official per-net Adam 1e-4; official fine-tune 1e-5 (used for both end stages)
+RECIPE_NEEDS = ("ldr_unquantized", "linear_clipped", "linear_noisy", "inv_crf")
+
+
+def singlehdr_recipe(
+    vgg_weights: str | None = None,
+    vgg_convention: str = "torchvision",
+    vgg_scale: float | None = None,
+    refinement: bool = True,
+    refinement_scale: str = "aligned",
+    hallucination_loss: str = "log_l1",
+) -> Recipe:
+    """SingleHDR's staged recipe (docs/models.md, paper §3.5-3.6), run by the one training loop:
+
+    1. ``dequantization`` (15 %): Deq alone, masked MSE to ``ldr_unquantized``, Adam 1e-4.
+    2. ``linearization`` (15 %): Lin alone on ``ldr_unquantized``, masked MSE to ``linear_clipped`` + 0.1·MSE of the
+       curve to ``inv_crf``, Adam 1e-4, BN in training mode.
+    3. ``hallucination`` (35 %): Hal alone on ``linear_clipped``, masked log-L1 + 0.001·perceptual + 0.1·TV against
+       ``linear_noisy``, Adam 1e-4.
+    4. ``joint`` (15 %): Deq + Lin + Hal end to end with the paper's λdeq 1, λlin 10, λcrf 1, λhal 1, λp 0.001,
+       λtv 0.1, Adam 1e-5 (the paper gives no rate; the official fine-tune's).
+    5. ``refinement`` (20 %): all four nets, L1 in the log domain between the final output and the HDR ``target``,
+       Adam 1e-5, BN in training mode (official ``finetune_real_dataset.py``).
+
+    Options: ``vgg_weights`` VGG16 file for the perceptual term (torchvision layout; None skips the term with one
+    warning); ``vgg_convention`` its input convention ("torchvision" or "caffe"); ``vgg_scale`` the factor
+    that puts the term in the official Caffe VGG's units (None: 1 for caffe, ≈57.6 for torchvision files, see
+    ``zoo.losses.perceptual``); ``refinement`` False for the
+    three-net model (drops stage 5, fractions renormalised by the loop); ``refinement_scale`` "aligned" (default) or
+    "mean" (official per-image mean-0.5 normalisation, see ``refinement_objective``); ``hallucination_loss``
+    "log_l1" (official code) or "log_l2" (the paper's log-ℓ2, see ``hallucination_terms``).
+    """
+    # one instance: the missing-weights warning shows once
+    perceptual = PerceptualLoss(vgg_weights, vgg_convention, vgg_scale)
+    refine_loss = refinement_objective(refinement_scale)  # validates the option even when the stage is dropped
+    check_hallucination_loss(hallucination_loss)
+    joint_weights = JointWeights()
+    deq, lin, hal = "model.dequantization", "model.linearization", "model.hallucination"
+
+    def stage(name: str, params: tuple[str, ...], loss, lr: float, train: tuple[str, ...]) -> Stage:
+        return Stage(name, (Objective(name, params, loss, lr=lr),), fraction=STAGE_FRACTIONS[name], train_modules=train)
+
+    stages = [
+        stage("dequantization", (deq,), dequantization_objective(), PRETRAIN_LR, (deq,)),
+        stage("linearization", (lin,), linearization_objective(), PRETRAIN_LR, (lin,)),
+        stage("hallucination", (hal,), hallucination_objective(perceptual, hallucination_loss), PRETRAIN_LR, (hal,)),
+        stage("joint", (deq, lin, hal), joint_objective(perceptual, joint_weights, hallucination_loss), FINETUNE_LR,
+              (deq, lin, hal)),
+    ]
+    if refinement:
+        stages.append(stage("refinement", ("model",), refine_loss, FINETUNE_LR, ("model",)))
+    notes = (f"SingleHDR staged recipe: {', '.join(s.name for s in stages)}; perceptual "
+             f"{'on (' + str(vgg_weights) + ')' if vgg_weights else 'off (no vgg_weights)'}; "
+             f"refinement_scale={refinement_scale}; hallucination_loss={hallucination_loss}")  # fmt: skip
+    # Official length: 500k iterations for each of Deq, Lin and Hal plus the 100k refinement fine-tune, batch 8.
+    return Recipe(stages=tuple(stages), needs=RECIPE_NEEDS, notes=notes, official_steps=1_600_000,
+                  official_batch_size=8)  # fmt: skip
