@@ -31,13 +31,15 @@ GAMMAS = np.linspace(1.0, 3.2, 23)
 def main() -> None:
     torch.set_num_threads(1)
     data = build_dataset(DataConfig(name="synthetic", seed=1, eval_count=32), "eval")
-    pairs = [(data[i]["ldr"].permute(1, 2, 0).numpy(), data[i]["target"].permute(1, 2, 0).numpy())
-             for i in range(len(data))]  # fmt: skip
+    pairs = [
+        (data[i]["ldr"].permute(1, 2, 0).numpy(), data[i]["target"].permute(1, 2, 0).numpy()) for i in range(len(data))
+    ]
     scores = np.zeros((len(SCALES), len(GAMMAS)))
     for i, scale in enumerate(SCALES):
         for j, gamma in enumerate(GAMMAS):
-            scores[i, j] = np.mean([metrics.pu21_psnr(ref, to_ntire(scale * ldr**gamma, "linear_relative"))
-                                    for ldr, ref in pairs])  # fmt: skip
+            scores[i, j] = np.mean(
+                [metrics.pu21_psnr(ref, to_ntire(scale * ldr**gamma, "linear_relative")) for ldr, ref in pairs]
+            )
     i, j = np.unravel_index(np.argmax(scores), scores.shape)
     identity = np.mean([metrics.pu21_psnr(ref, ldr) for ldr, ref in pairs])
     print(f"{len(pairs)} synthetic scenes (data seed 1); identity: mean PU21-PSNR {identity:.2f} dB")

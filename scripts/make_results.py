@@ -21,8 +21,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SWEEPS = ("zoo", "ablation_hdrunet_loss", "ablation_hdrunet_modules", "ablation_twostage_stages")
 LOG_START, LOG_END = "<!-- run-log:start -->", "<!-- run-log:end -->"
-LOG_HEADER = ("| date (UTC) | commit | machine | budget | " + " | ".join(f"{s} min (new runs)" for s in SWEEPS)
-              + " | report s | total min | failed runs | overrides |")  # fmt: skip
+LOG_HEADER = (
+    "| date (UTC) | commit | machine | budget | "
+    + " | ".join(f"{s} min (new runs)" for s in SWEEPS)
+    + " | report s | total min | failed runs | overrides |"
+)
 
 
 def _statuses(runs_dir: Path) -> dict[str, str]:
@@ -38,10 +41,12 @@ def _statuses(runs_dir: Path) -> dict[str, str]:
 
 def _git_commit() -> str:
     try:
-        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                              check=True).stdout.strip()  # fmt: skip
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True,
-                               text=True).stdout.strip()  # fmt: skip
+        head = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip()
         return head + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -90,8 +95,9 @@ def main() -> int:
     for sweep in SWEEPS:
         before = _statuses(runs)
         tic = time.perf_counter()
-        proc = subprocess.run([*zoo, "run", f"sweep={sweep}", "train=budget", f"results_dir={runs}", *overrides],
-                              cwd=REPO, env=env)  # fmt: skip
+        proc = subprocess.run(
+            [*zoo, "run", f"sweep={sweep}", "train=budget", f"results_dir={runs}", *overrides], cwd=REPO, env=env
+        )
         after = _statuses(runs)
         new = sum(1 for rid, status in after.items() if status == "ok" and before.get(rid) != "ok")
         cells.append(f"{(time.perf_counter() - tic) / 60:.1f} ({new})")
@@ -103,14 +109,20 @@ def main() -> int:
     statuses = _statuses(runs)
     machine = f"{platform.node()}, {os.cpu_count()} cores, {platform.machine()}"
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
-    line = (f"| {date} | {_git_commit()} | {machine} | {_budget(overrides)} | " + " | ".join(cells)
-            + f" | {report_seconds:.0f} | {(time.perf_counter() - start) / 60:.1f} | "
-            f"{sum(s != 'ok' for s in statuses.values())} | {' '.join(overrides) or '—'} |")  # fmt: skip
+    line = (
+        f"| {date} | {_git_commit()} | {machine} | {_budget(overrides)} | "
+        + " | ".join(cells)
+        + f" | {report_seconds:.0f} | {(time.perf_counter() - start) / 60:.1f} | "
+        f"{sum(s != 'ok' for s in statuses.values())} | {' '.join(overrides) or '—'} |"
+    )
     append_log(results / "README.md", line)
     print(f"run log: {line}")
     if failed_sweeps or report.returncode != 0:
-        print(f"error: sweeps that exited non-zero: {', '.join(failed_sweeps) or 'none'}; report exit "
-              f"{report.returncode}", file=sys.stderr)  # fmt: skip
+        print(
+            f"error: sweeps that exited non-zero: {', '.join(failed_sweeps) or 'none'}; report exit "
+            f"{report.returncode}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

@@ -43,8 +43,13 @@ HALF = {"singlehdr"}  # stored as float16 (116 MB in float32); the card states t
 DATASETS = ("real", "real_clip97", "synthetic")  # conf/data/ names; rows are told apart by their tags (TAGS)
 TAGS = {"real": "eval-real", "real_clip97": "eval-real-clip_97", "synthetic": "eval-synthetic"}
 BASELINES = ("identity", "inverse_gamma", "tone_cheat", "landis", "akyuz", "masia")
-HEADLINE = {"pu21_psnr_rgb": "PU21-PSNR (dB)", "pu21_psnr_rgb_crf": "PU21-PSNR CRF (dB)", "psnr_mu_ntire": "PSNR-µ (dB)",
-            "ssim_mu_ntire": "SSIM-µ", "psnr_l_ntire": "PSNR-L (dB)"}  # fmt: skip
+HEADLINE = {
+    "pu21_psnr_rgb": "PU21-PSNR (dB)",
+    "pu21_psnr_rgb_crf": "PU21-PSNR CRF (dB)",
+    "psnr_mu_ntire": "PSNR-µ (dB)",
+    "ssim_mu_ntire": "SSIM-µ",
+    "psnr_l_ntire": "PSNR-L (dB)",
+}
 VERSUS = ("pu21_psnr_rgb", "psnr_mu_ntire", "pu21_psnr_rgb_crf")  # paired differences to identity in the cards
 TARGET_DB = 3.5  # SI-HDR: the smallest PU21-PSNR difference observers confirm
 README_BEGIN, README_END = "<!-- reference-table:begin -->", "<!-- reference-table:end -->"
@@ -58,9 +63,16 @@ def zoo(*args: str) -> None:
 
 
 def train_args(model: str, round_: int) -> list[str]:
-    args = [f"model={model}", "data=mixed", "train=reference", f"train.steps={ROUNDS[model][round_]}",
-            f"seed={round_}", f"results_dir={OUT / 'runs'}", f"checkpoint_dir={OUT / 'checkpoints'}",
-            f"hydra.run.dir={OUT / 'hydra' / model}"]  # fmt: skip
+    args = [
+        f"model={model}",
+        "data=mixed",
+        "train=reference",
+        f"train.steps={ROUNDS[model][round_]}",
+        f"seed={round_}",
+        f"results_dir={OUT / 'runs'}",
+        f"checkpoint_dir={OUT / 'checkpoints'}",
+        f"hydra.run.dir={OUT / 'hydra' / model}",
+    ]
     if round_ > 0:
         args.append(f"model.weights={init_weights(model, round_)}")
     return args
@@ -74,9 +86,14 @@ def find_row(model: str, round_: int) -> dict | None:
     for path in sorted((OUT / "runs").glob("*.json")):
         row = json.loads(path.read_text())
         config = row.get("config", {})
-        if (row.get("model") == model and row.get("status") == "ok" and config.get("data", {}).get("name") == "mixed"
-                and config.get("train", {}).get("steps") == ROUNDS[model][round_] and row.get("seed") == round_
-                and same_file(config.get("model", {}).get("weights"), previous)):  # fmt: skip
+        if (
+            row.get("model") == model
+            and row.get("status") == "ok"
+            and config.get("data", {}).get("name") == "mixed"
+            and config.get("train", {}).get("steps") == ROUNDS[model][round_]
+            and row.get("seed") == round_
+            and same_file(config.get("model", {}).get("weights"), previous)
+        ):
             return row
     return None
 
@@ -98,8 +115,10 @@ def shipped_rounds(model: str) -> list[dict]:
 def init_weights(model: str, round_: int) -> str:
     path = start_weights(model, round_)
     if path is None:
-        raise SystemExit(f"no finished round {round_ - 1} of the reference training of {model}: neither a row in "
-                         f"{OUT / 'runs'} nor shipped weights of that round; run `train {model}` first")
+        raise SystemExit(
+            f"no finished round {round_ - 1} of the reference training of {model}: neither a row in "
+            f"{OUT / 'runs'} nor shipped weights of that round; run `train {model}` first"
+        )
     return path
 
 
@@ -127,10 +146,17 @@ def start_weights(model: str, round_: int) -> str | None:
 def round_record(row: dict) -> dict:
     """What a model card keeps of one finished round."""
     weights = row["config"]["model"]["weights"]
-    return {"run_id": row["run_id"], "steps": row["steps"], "seed": row["seed"], "git_commit": row["git_commit"],
-            "train_seconds": row["train_seconds"], "wall_seconds": row["wall_seconds"],
-            "init_sha256": pretrained.sha256_of(weights) if weights else None,
-            "real_pu21_psnr_rgb": row["pu21_psnr_rgb"], "real_psnr_mu_ntire": row["psnr_mu_ntire"]}  # fmt: skip
+    return {
+        "run_id": row["run_id"],
+        "steps": row["steps"],
+        "seed": row["seed"],
+        "git_commit": row["git_commit"],
+        "train_seconds": row["train_seconds"],
+        "wall_seconds": row["wall_seconds"],
+        "init_sha256": pretrained.sha256_of(weights) if weights else None,
+        "real_pu21_psnr_rgb": row["pu21_psnr_rgb"],
+        "real_psnr_mu_ntire": row["psnr_mu_ntire"],
+    }
 
 
 def chain(model: str) -> tuple[list[dict], dict]:
@@ -142,8 +168,10 @@ def chain(model: str) -> tuple[list[dict], dict]:
         if row is None and round_ < len(carried):
             records.append(carried[round_])
         elif row is None:
-            raise SystemExit(f"no finished round {round_} of the reference training of {model} in {OUT / 'runs'}: "
-                             f"run `train {model}` first")  # fmt: skip
+            raise SystemExit(
+                f"no finished round {round_} of the reference training of {model} in {OUT / 'runs'}: "
+                f"run `train {model}` first"
+            )
         else:
             records.append(round_record(row))
     if row is None:
@@ -166,7 +194,9 @@ def train(model: str) -> None:
     carried = shipped_rounds(model)
     for round_ in range(len(ROUNDS[model])):
         if round_ < len(carried) and find_row(model, round_) is None:
-            print(f"{model} round {round_}: shipped in zoo/pretrained/ (run {carried[round_]['run_id']}), not retrained")
+            print(
+                f"{model} round {round_}: shipped in zoo/pretrained/ (run {carried[round_]['run_id']}), not retrained"
+            )
             continue
         zoo("run", *train_args(model, round_))
 
@@ -187,14 +217,23 @@ def store_weights(model: str, row: dict, total_steps: int) -> dict:
     state = source["state_dict"]
     dtype = torch.float16 if model in HALF else torch.float32
     # float16 only where it represents the tensor: a BatchNorm running mean beyond ±65504 stays float32
-    stored = {k: v.to(dtype) if v.is_floating_point() and torch.isfinite(v.to(dtype)).all() else v
-              for k, v in state.items()}  # fmt: skip
+    stored = {
+        k: v.to(dtype) if v.is_floating_point() and torch.isfinite(v.to(dtype)).all() else v for k, v in state.items()
+    }
     kept = sorted(k for k, v in stored.items() if v.is_floating_point() and v.dtype != dtype)
     if kept:
         print(f"{model}: {len(kept)} tensors exceed {dtype}'s range and stay float32: {', '.join(kept)}")
-    payload = {"format": source["format"], "model": model, "state_dict": stored, "args": {}, "step": total_steps,
-               "run_id": row["run_id"], "config_hash": row["run_id"], "zoo_version": zoo_version(),
-               "storage_dtype": str(dtype).replace("torch.", "")}  # fmt: skip
+    payload = {
+        "format": source["format"],
+        "model": model,
+        "state_dict": stored,
+        "args": {},
+        "step": total_steps,
+        "run_id": row["run_id"],
+        "config_hash": row["run_id"],
+        "zoo_version": zoo_version(),
+        "storage_dtype": str(dtype).replace("torch.", ""),
+    }
     save_torch(pretrained.weights_path(model), payload)
     # What float16 storage changes: outputs of the stored vs the trained weights on the real evaluation split.
     spec = zoo_api.get_spec(model)
@@ -207,8 +246,11 @@ def store_weights(model: str, row: dict, total_steps: int) -> dict:
         ldr = held[index]["ldr"][None]
         a, b = predict_ntire(trained, spec, ldr), predict_ntire(shipped, spec, ldr)
         worst = max(worst, float(((a - b).abs() / a.abs().amax().clamp_min(1e-6)).max()))
-    return {"storage_dtype": payload["storage_dtype"] + (f" ({len(kept)} tensors beyond its range in float32: "
-            + ", ".join(kept) + ")" if kept else ""), "max_output_difference": worst}
+    return {
+        "storage_dtype": payload["storage_dtype"]
+        + (f" ({len(kept)} tensors beyond its range in float32: " + ", ".join(kept) + ")" if kept else ""),
+        "max_output_difference": worst,
+    }
 
 
 def paired(rows: dict[str, dict], model: str, baseline: str, metric: str) -> dict:
@@ -234,9 +276,14 @@ def ok_eval_rows(dataset: str) -> list[dict]:
 def eval_rows(model: str) -> dict[str, dict[str, dict]]:
     """{dataset: {model: row}} of the shipped weights of ``model`` and of identity, from results/eval/runs."""
     sha = pretrained.sha256_of(pretrained.weights_path(model))
-    return {d: {r["model"]: r for r in ok_eval_rows(d)
-                if (r["model"] == model and r["weights_sha256"] == sha) or r["model"] == "identity"}
-            for d in DATASETS}  # fmt: skip
+    return {
+        d: {
+            r["model"]: r
+            for r in ok_eval_rows(d)
+            if (r["model"] == model and r["weights_sha256"] == sha) or r["model"] == "identity"
+        }
+        for d in DATASETS
+    }
 
 
 def baseline_rows(dataset: str) -> dict[str, dict]:
@@ -262,8 +309,14 @@ def ship(model: str) -> None:
     drop_stale_rows(model)
     for dataset in DATASETS:
         for name in (model, "identity"):  # force: identity's row is re-scored under the current metrics
-            zoo("eval", f"model={name}", f"data={dataset}", f"results_dir={EVAL_DIR / 'runs'}", "force=true",
-                f"hydra.run.dir={OUT / 'hydra' / 'eval'}")  # fmt: skip
+            zoo(
+                "eval",
+                f"model={name}",
+                f"data={dataset}",
+                f"results_dir={EVAL_DIR / 'runs'}",
+                "force=true",
+                f"hydra.run.dir={OUT / 'hydra' / 'eval'}",
+            )
     rows = eval_rows(model)
     metrics = {d: {m: metric_ci(rows[d][model], m) for m in HEADLINE} for d in DATASETS}
     versus = {d: {m: paired(rows[d], model, "identity", m) for m in VERSUS} for d in DATASETS}
@@ -280,20 +333,28 @@ def ship(model: str) -> None:
         "licence": "MIT (weights trained by hdr-zoo on CC0 scenes and procedural data)",
         "training": {
             "command": "python scripts/reference.py train " + model,
-            "run_id": row["run_id"], "git_commit": row["git_commit"], "steps": sum(r["steps"] for r in records),
+            "run_id": row["run_id"],
+            "git_commit": row["git_commit"],
+            "steps": sum(r["steps"] for r in records),
             "rounds": records,
             "identity_real_pu21_psnr_rgb": metric_ci(eval_rows(model)["real"]["identity"], "pu21_psnr_rgb")["mean"],
-            "batch_size": cfg["train"]["batch_size"], "patch_size": cfg["data"]["patch_size"],
-            "real_fraction": cfg["data"]["real_fraction"], "recipe": cfg["model"]["recipe"],
-            "recipe_notes": row["recipe_notes"], "train_seconds": total_seconds(model, records, "train_seconds"),
-            "wall_seconds": total_seconds(model, records, "wall_seconds"), "threads": row["threads"], "device": row["device"],
+            "batch_size": cfg["train"]["batch_size"],
+            "patch_size": cfg["data"]["patch_size"],
+            "real_fraction": cfg["data"]["real_fraction"],
+            "recipe": cfg["model"]["recipe"],
+            "recipe_notes": row["recipe_notes"],
+            "train_seconds": total_seconds(model, records, "train_seconds"),
+            "wall_seconds": total_seconds(model, records, "wall_seconds"),
+            "threads": row["threads"],
+            "device": row["device"],
             "host": f"{row['host']} ({platform.machine()}, 2-core CPU, no GPU; shared with the other reference trainings, so "
-                    "the times are upper bounds)",
+            "the times are upper bounds)",
         },
         "data": "mixed: procedural scenes + crops of the 9 training scenes of zoo/data/assets/polyhaven (CC0), "
-                "50/50, through the simulated camera (training response curves, noise, JPEG)",
-        "evaluation": {d: {"run_id": rows[d][model]["run_id"], "n_images": rows[d][model]["n_images"]}
-                       for d in DATASETS},  # fmt: skip
+        "50/50, through the simulated camera (training response curves, noise, JPEG)",
+        "evaluation": {
+            d: {"run_id": rows[d][model]["run_id"], "n_images": rows[d][model]["n_images"]} for d in DATASETS
+        },
         "metrics": metrics,
         "vs_identity": versus,
         # the trained float32 weights as `zoo run` evaluated them on the same real split (same camera, same images)
@@ -319,16 +380,23 @@ def verdict(card: dict) -> str:
     if len(beats) == 2:
         parts.append("beats `identity` on both PU21-PSNR and PSNR-µ (95 % CI of the paired difference above 0)")
     else:
-        parts.append(f"does not meet the standard: beats `identity` significantly on {', '.join(beats) or 'neither'}"
-                     + (f", significantly worse on {', '.join(loses)}" if loses else ""))
+        parts.append(
+            f"does not meet the standard: beats `identity` significantly on {', '.join(beats) or 'neither'}"
+            + (f", significantly worse on {', '.join(loses)}" if loses else "")
+        )
     gap = TARGET_DB - pu21["mean"]
-    parts.append(f"PU21-PSNR {pu21['mean']:+.2f} dB vs identity: "
-                 + ("reaches" if gap <= 0 else f"{gap:.2f} dB short of") + f" the {TARGET_DB} dB SI-HDR target")
+    parts.append(
+        f"PU21-PSNR {pu21['mean']:+.2f} dB vs identity: "
+        + ("reaches" if gap <= 0 else f"{gap:.2f} dB short of")
+        + f" the {TARGET_DB} dB SI-HDR target"
+    )
     official, t = card["official_schedule"], card["training"]
     if official["steps"]:
         share = t["steps"] * t["batch_size"] / (official["steps"] * official["batch_size"])
-        parts.append(f"its budget is {100 * share:.2g} % of the published schedule's samples "
-                     f"({official['steps']:,} steps × batch {official['batch_size']}, at the papers' larger patches)")
+        parts.append(
+            f"its budget is {100 * share:.2g} % of the published schedule's samples "
+            f"({official['steps']:,} steps × batch {official['batch_size']}, at the papers' larger patches)"
+        )
     parts.append(budget_estimate(t, gap))
     return "; ".join(parts) + "."
 
@@ -341,15 +409,19 @@ def budget_estimate(training: dict, gap: float) -> str:
     steps = np.cumsum([r["steps"] for r in rounds])
     before, after = rounds[-2]["real_pu21_psnr_rgb"], rounds[-1]["real_pu21_psnr_rgb"]
     per_doubling = (after - before) / np.log2(steps[-1] / steps[-2])
-    measured = (f"measured on the real split: PU21-PSNR {before:.2f} dB after {steps[-2]:,} steps, {after:.2f} dB "
-                f"after {steps[-1]:,} ({per_doubling:+.2f} dB per doubling of the steps)")  # fmt: skip
+    measured = (
+        f"measured on the real split: PU21-PSNR {before:.2f} dB after {steps[-2]:,} steps, {after:.2f} dB "
+        f"after {steps[-1]:,} ({per_doubling:+.2f} dB per doubling of the steps)"
+    )
     if gap <= 0:
         return measured
     if per_doubling <= 0.05:
         return measured + "; at that rate more CPU steps of this recipe will not close the gap"
     needed = steps[-1] * 2 ** (gap / per_doubling)
-    return (measured + f"; if that rate held (an extrapolation from two points, not a measurement), about "
-            f"{needed:,.0f} steps of batch 8 × 64 px would close the gap")
+    return (
+        measured + f"; if that rate held (an extrapolation from two points, not a measurement), about "
+        f"{needed:,.0f} steps of batch 8 × 64 px would close the gap"
+    )
 
 
 def rounds_text(rounds: list[dict]) -> str:
@@ -357,7 +429,8 @@ def rounds_text(rounds: list[dict]) -> str:
         return f"run `{rounds[0]['run_id']}` at commit `{rounds[0]['git_commit']}`"
     each = [f"{r['steps']} steps (seed {r['seed']}, run `{r['run_id']}`, commit `{r['git_commit']}`)" for r in rounds]
     return f"{len(rounds)} rounds, each from the previous round's weights with a fresh learning-rate schedule: " + (
-        ", ".join(each))
+        ", ".join(each)
+    )
 
 
 def model_card(card: dict) -> str:
@@ -390,13 +463,23 @@ def model_card(card: dict) -> str:
     ]
     for dataset in DATASETS:
         m, v = card["metrics"][dataset], card["vs_identity"][dataset]
-        name = {"real": "real scenes (8 held-out, full 512×256, clip_95)", "real_clip97": "real scenes, clip_97",
-                "synthetic": "synthetic (8 scenes, 128×192)"}[dataset]  # fmt: skip
-        lines.append(f"| {name} | {card['evaluation'][dataset]['n_images']} | "
-                     + " | ".join(_ci(m[k], 4 if k.startswith("ssim") else 2) for k in HEADLINE)
-                     + f" | {_ci(v['pu21_psnr_rgb'])} | {_ci(v['psnr_mu_ntire'])} |")  # fmt: skip
-    lines += ["", "Δ: paired per-image difference to the `identity` baseline on the same images (bootstrap CI).", "",
-              "**Verdict (real scenes)**: this model " + verdict(card), ""]  # fmt: skip
+        name = {
+            "real": "real scenes (8 held-out, full 512×256, clip_95)",
+            "real_clip97": "real scenes, clip_97",
+            "synthetic": "synthetic (8 scenes, 128×192)",
+        }[dataset]
+        lines.append(
+            f"| {name} | {card['evaluation'][dataset]['n_images']} | "
+            + " | ".join(_ci(m[k], 4 if k.startswith("ssim") else 2) for k in HEADLINE)
+            + f" | {_ci(v['pu21_psnr_rgb'])} | {_ci(v['psnr_mu_ntire'])} |"
+        )
+    lines += [
+        "",
+        "Δ: paired per-image difference to the `identity` baseline on the same images (bootstrap CI).",
+        "",
+        "**Verdict (real scenes)**: this model " + verdict(card),
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -407,29 +490,48 @@ def model_card(card: dict) -> str:
 def tables() -> None:
     """Baselines on both evaluation sets, results/eval/ report from the eval rows, and the README's reference table
     from the model cards."""
-    zoo("eval", "-m", "model=" + ",".join(BASELINES), "data=" + ",".join(DATASETS), f"results_dir={EVAL_DIR / 'runs'}",
-        "force=true", f"hydra.sweep.dir={OUT / 'hydra' / 'eval-baselines'}")  # fmt: skip
+    zoo(
+        "eval",
+        "-m",
+        "model=" + ",".join(BASELINES),
+        "data=" + ",".join(DATASETS),
+        f"results_dir={EVAL_DIR / 'runs'}",
+        "force=true",
+        f"hydra.sweep.dir={OUT / 'hydra' / 'eval-baselines'}",
+    )
     zoo("report", "--runs", str((EVAL_DIR / "runs").relative_to(ROOT)), "--out", str(EVAL_DIR.relative_to(ROOT)))
-    lines = [README_BEGIN, "", "| model | weights | " + " | ".join(f"{d}: {n}" for d in ("real",)
-                                                                   for n in ("PU21-PSNR", "PSNR-µ", "SSIM-µ"))
-             + " | Δ PU21 vs identity (real) | Δ PSNR-µ vs identity (real) | synthetic: PU21-PSNR | verdict |",
-             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        README_BEGIN,
+        "",
+        "| model | weights | "
+        + " | ".join(f"{d}: {n}" for d in ("real",) for n in ("PU21-PSNR", "PSNR-µ", "SSIM-µ"))
+        + " | Δ PU21 vs identity (real) | Δ PSNR-µ vs identity (real) | synthetic: PU21-PSNR | verdict |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for model in sorted(pretrained.available()):
         card = pretrained.card(model)
         real, syn, v = card["metrics"]["real"], card["metrics"]["synthetic"], card["vs_identity"]["real"]
-        beats = [name for key, name in (("pu21_psnr_rgb", "PU21-PSNR"), ("psnr_mu_ntire", "PSNR-µ"))
-                 if v[key]["low"] > 0]  # fmt: skip
-        ok = "beats identity on both" if len(beats) == 2 else ("beats identity on " + beats[0] + " only" if beats
-                                                                else "does not beat identity")
-        lines.append(f"| `{model}` | [card](zoo/pretrained/{model}.md), {card['training']['steps']} steps | "
-                     f"{_ci(real['pu21_psnr_rgb'])} | {_ci(real['psnr_mu_ntire'])} | {_ci(real['ssim_mu_ntire'], 4)} | "
-                     f"{_ci(v['pu21_psnr_rgb'])} | {_ci(v['psnr_mu_ntire'])} | {_ci(syn['pu21_psnr_rgb'])} | "
-                     f"{ok} |")  # fmt: skip
+        beats = [
+            name for key, name in (("pu21_psnr_rgb", "PU21-PSNR"), ("psnr_mu_ntire", "PSNR-µ")) if v[key]["low"] > 0
+        ]
+        ok = (
+            "beats identity on both"
+            if len(beats) == 2
+            else ("beats identity on " + beats[0] + " only" if beats else "does not beat identity")
+        )
+        lines.append(
+            f"| `{model}` | [card](zoo/pretrained/{model}.md), {card['training']['steps']} steps | "
+            f"{_ci(real['pu21_psnr_rgb'])} | {_ci(real['psnr_mu_ntire'])} | {_ci(real['ssim_mu_ntire'], 4)} | "
+            f"{_ci(v['pu21_psnr_rgb'])} | {_ci(v['psnr_mu_ntire'])} | {_ci(syn['pu21_psnr_rgb'])} | "
+            f"{ok} |"
+        )
     synthetic = baseline_rows("synthetic")
     for name, row in baseline_rows("real").items():
-        lines.append(f"| `{name}` | baseline | {_ci(metric_ci(row, 'pu21_psnr_rgb'))} | "
-                     f"{_ci(metric_ci(row, 'psnr_mu_ntire'))} | {_ci(metric_ci(row, 'ssim_mu_ntire'), 4)} | — | — | "
-                     f"{_ci(metric_ci(synthetic[name], 'pu21_psnr_rgb'))} | — |")  # fmt: skip
+        lines.append(
+            f"| `{name}` | baseline | {_ci(metric_ci(row, 'pu21_psnr_rgb'))} | "
+            f"{_ci(metric_ci(row, 'psnr_mu_ntire'))} | {_ci(metric_ci(row, 'ssim_mu_ntire'), 4)} | — | — | "
+            f"{_ci(metric_ci(synthetic[name], 'pu21_psnr_rgb'))} | — |"
+        )
     lines += ["", README_END]
     readme = (ROOT / "README.md").read_text()
     pattern = re.compile(re.escape(README_BEGIN) + ".*?" + re.escape(README_END), re.S)

@@ -40,8 +40,17 @@ from zoo.errors import ZooError
 from zoo.weights import ZOO_FORMAT
 
 ENV = {**os.environ, "OPENCV_IO_ENABLE_OPENEXR": "1", "HYDRA_FULL_ERROR": "0", "OMP_NUM_THREADS": "1"}
-TINY = ["model=hdrunet", "train.steps=1", "train.batch_size=2", "train.threads=1", "train.progress=false",
-        "data.patch_size=32", "data.eval_count=1", "data.eval_height=32", "data.eval_width=48"]  # fmt: skip
+TINY = [
+    "model=hdrunet",
+    "train.steps=1",
+    "train.batch_size=2",
+    "train.threads=1",
+    "train.progress=false",
+    "data.patch_size=32",
+    "data.eval_count=1",
+    "data.eval_height=32",
+    "data.eval_width=48",
+]
 ROOT = os.geteuid() == 0
 
 
@@ -147,13 +156,24 @@ def _weights(folder: Path, kind: str) -> Path:
 RUN_CASES = {
     "unknown_model": (lambda d: ["model.name=nosuch"], 2, "nosuch", "unknown model 'nosuch'"),
     "misspelled_config_key": (lambda d: ["train.stepz=3"], 1, "stepz", "Key 'stepz' not in 'TrainConfig'"),
-    "weights_of_another_model": (lambda d: [f"model.weights={_weights(d, 'twostage_checkpoint')}"], 2,
-                                 "twostage_checkpoint.pt", "weights are for model 'twostage', not 'hdrunet'"),
+    "weights_of_another_model": (
+        lambda d: [f"model.weights={_weights(d, 'twostage_checkpoint')}"],
+        2,
+        "twostage_checkpoint.pt",
+        "weights are for model 'twostage', not 'hdrunet'",
+    ),
     "hdrunet_weights_into_twostage": (
-        lambda d: ["model=twostage", f"model.weights={_weights(d, 'hdrunet_checkpoint')}"], 2,
-        "hdrunet_checkpoint.pt", "weights are for model 'hdrunet', not 'twostage'"),
-    "nan_weights": (lambda d: [f"model.weights={_weights(d, 'nan_weights')}"], 2, "nan_weights.pt",
-                    "holds NaN or inf values; expected finite weights"),
+        lambda d: ["model=twostage", f"model.weights={_weights(d, 'hdrunet_checkpoint')}"],
+        2,
+        "hdrunet_checkpoint.pt",
+        "weights are for model 'hdrunet', not 'twostage'",
+    ),
+    "nan_weights": (
+        lambda d: [f"model.weights={_weights(d, 'nan_weights')}"],
+        2,
+        "nan_weights.pt",
+        "holds NaN or inf values; expected finite weights",
+    ),
     "read_only_results": (lambda d: [f"results_dir={d}/ro"], 2, "results_dir=", "cannot write in this folder"),
     "disk_full_file_size_limit": (lambda d: [], 2, "last.pt", "write failed (File too large)"),
     "disk_full_tmpfs": (lambda d: [f"checkpoint_dir={d}/tiny"], 2, "last.pt", "write failed (No space left on device)"),
@@ -179,10 +199,20 @@ def run_results(tmp_path_factory):
         except pytest.skip.Exception as exc:
             skipped[name] = str(exc)
             continue
-        args = [sys.executable, "-m", "zoo.cli", "run", *TINY, f"results_dir={folder}/runs",
-                f"checkpoint_dir={folder}/ck", f"hydra.run.dir={folder}/hydra", *make_args(folder)]  # fmt: skip
-        procs[name] = subprocess.Popen(args, cwd=folder, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                       text=True, preexec_fn=preexec)  # fmt: skip
+        args = [
+            sys.executable,
+            "-m",
+            "zoo.cli",
+            "run",
+            *TINY,
+            f"results_dir={folder}/runs",
+            f"checkpoint_dir={folder}/ck",
+            f"hydra.run.dir={folder}/hydra",
+            *make_args(folder),
+        ]
+        procs[name] = subprocess.Popen(
+            args, cwd=folder, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=preexec
+        )
     done = {name: (proc, *proc.communicate(timeout=600), leftovers(base / name)) for name, proc in procs.items()}
     for item in undo:  # after looking for leftovers: unmounting drops what the tmpfs held
         item.undo()
@@ -272,8 +302,13 @@ def test_zoo_score_huge_header_as_a_process(tmp_path):
     (tmp_path / "ref").mkdir(), (tmp_path / "res").mkdir()
     io.write_ntire(tmp_path / "res" / "0001.png", hdr_image())
     _reference(tmp_path / "ref", "png_huge_header")
-    proc = subprocess.run([sys.executable, "-m", "zoo.cli", "score", str(tmp_path / "ref"), str(tmp_path / "res")],
-                          env=ENV, capture_output=True, text=True, timeout=120)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "zoo.cli", "score", str(tmp_path / "ref"), str(tmp_path / "res")],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2 and proc.stdout == ""
     assert "0001_gt.png: header says 100000x100000 pixels" in one_error_line(proc.stderr)
 
@@ -282,17 +317,32 @@ def test_zoo_score_huge_header_as_a_process(tmp_path):
 # zoo predict: one bad photo (reported on one line, skipped, exit 1, nothing written for it)
 
 PREDICT_CASES = {
-    "truncated_png": ("p.png", lambda p: (io.write_png8(p, hdr_image() / 4), p.write_bytes(p.read_bytes()[:80])),
-                      "cannot decode image (corrupt, truncated or unsupported format)"),
+    "truncated_png": (
+        "p.png",
+        lambda p: (io.write_png8(p, hdr_image() / 4), p.write_bytes(p.read_bytes()[:80])),
+        "cannot decode image (corrupt, truncated or unsupported format)",
+    ),
     "zero_byte_png": ("p.png", lambda p: p.write_bytes(b""), "file is empty (0 bytes)"),
-    "tiff_float": ("p.tif", lambda p: cv2.imwrite(str(p), np.zeros((8, 8, 3), np.float32)),
-                   "expected an 8- or 16-bit integer photo, got float32 samples"),
-    "png_greyscale": ("p.png", lambda p: cv2.imwrite(str(p), np.zeros((8, 8), np.uint8)),
-                      "expected an RGB image, got 1 channel"),
-    "jpeg_huge_header": ("p.jpg", lambda p: p.write_bytes(jpeg_claiming(60000, 60000)),
-                         "header says 60000x60000 pixels"),
-    "png_huge_header": ("p.png", lambda p: p.write_bytes(png_claiming(100_000, 100_000, 8)),
-                        "header says 100000x100000 pixels"),
+    "tiff_float": (
+        "p.tif",
+        lambda p: cv2.imwrite(str(p), np.zeros((8, 8, 3), np.float32)),
+        "expected an 8- or 16-bit integer photo, got float32 samples",
+    ),
+    "png_greyscale": (
+        "p.png",
+        lambda p: cv2.imwrite(str(p), np.zeros((8, 8), np.uint8)),
+        "expected an RGB image, got 1 channel",
+    ),
+    "jpeg_huge_header": (
+        "p.jpg",
+        lambda p: p.write_bytes(jpeg_claiming(60000, 60000)),
+        "header says 60000x60000 pixels",
+    ),
+    "png_huge_header": (
+        "p.png",
+        lambda p: p.write_bytes(png_claiming(100_000, 100_000, 8)),
+        "header says 100000x100000 pixels",
+    ),
     "jpeg_that_is_text": ("p.jpg", lambda p: p.write_text("not a photo"), "cannot decode image"),
 }
 
@@ -312,8 +362,18 @@ def test_zoo_predict_bad_photo(case, tmp_path, capsys):
 def test_zoo_predict_weights_of_another_model(tmp_path, capsys):
     io.write_png8(tmp_path / "p.png", hdr_image() / 4)
     weights = _weights(tmp_path, "hdrunet_checkpoint")
-    code = zoo_main(["predict", str(tmp_path / "p.png"), "-o", str(tmp_path / "out"), "--model", "twostage",
-                     "--weights", str(weights)])  # fmt: skip
+    code = zoo_main(
+        [
+            "predict",
+            str(tmp_path / "p.png"),
+            "-o",
+            str(tmp_path / "out"),
+            "--model",
+            "twostage",
+            "--weights",
+            str(weights),
+        ]
+    )
     line = one_error_line(capsys.readouterr().err)
     assert code == 2 and "hdrunet_checkpoint.pt" in line and "weights are for model 'hdrunet', not 'twostage'" in line
     assert not (tmp_path / "out").exists()  # the folder it created is removed again
@@ -356,37 +416,75 @@ def _truncated(writer):
 
 
 READER_CASES = {
-    "exr_truncated": ("x.exr", _truncated(lambda p: io.write_exr(p, hdr_image())), io.read_hdr_image,
-                      "cannot read EXR"),
+    "exr_truncated": (
+        "x.exr",
+        _truncated(lambda p: io.write_exr(p, hdr_image())),
+        io.read_hdr_image,
+        "cannot read EXR",
+    ),
     "exr_zero_byte": ("x.exr", lambda p: p.write_bytes(b""), io.read_hdr_image, "file is empty (0 bytes)"),
     "exr_nan": ("x.exr", _exr_with_value(np.nan), io.read_hdr_image, "contains NaN or inf values; expected finite"),
     "exr_inf": ("x.exr", _exr_with_value(np.inf), io.read_hdr_image, "contains NaN or inf values; expected finite"),
     "exr_negative": ("x.exr", _exr_with_value(-0.5), io.read_hdr_image, "negative values (min -0.5); expected >= 0"),
     "exr_huge_header": ("x.exr", _exr_huge_header, io.read_hdr_image, "header says 100000x100000 pixels"),
-    "exr_luminance_only": ("x.exr", lambda p: _exr(p, {"Y": hdr_image()[..., 0].copy()}), io.read_hdr_image,
-                           "EXR has no R, G, B channels (found Y)"),
-    "exr_that_is_a_tiff": ("x.exr", lambda p: p.write_bytes(b"II*\0" + bytes(64)), io.read_hdr_image,
-                           "not an OpenEXR file"),
-    "hdr_without_radiance_header": ("x.hdr", lambda p: p.write_bytes(b"P6\n2 2\n255\n" + bytes(12)),
-                                    io.read_hdr_image, "not a Radiance HDR file"),
-    "hdr_unsupported_suffix": ("x.pfm", lambda p: p.write_bytes(b"PF\n"), io.read_hdr_image,
-                               "unsupported HDR format '.pfm'; expected .exr or .hdr"),
-    "ldr_16bit": ("x.png", lambda p: cv2.imwrite(str(p), np.zeros((4, 4, 3), np.uint16)), io.read_ldr,
-                  "expected an 8-bit image, got uint16"),
+    "exr_luminance_only": (
+        "x.exr",
+        lambda p: _exr(p, {"Y": hdr_image()[..., 0].copy()}),
+        io.read_hdr_image,
+        "EXR has no R, G, B channels (found Y)",
+    ),
+    "exr_that_is_a_tiff": (
+        "x.exr",
+        lambda p: p.write_bytes(b"II*\0" + bytes(64)),
+        io.read_hdr_image,
+        "not an OpenEXR file",
+    ),
+    "hdr_without_radiance_header": (
+        "x.hdr",
+        lambda p: p.write_bytes(b"P6\n2 2\n255\n" + bytes(12)),
+        io.read_hdr_image,
+        "not a Radiance HDR file",
+    ),
+    "hdr_unsupported_suffix": (
+        "x.pfm",
+        lambda p: p.write_bytes(b"PF\n"),
+        io.read_hdr_image,
+        "unsupported HDR format '.pfm'; expected .exr or .hdr",
+    ),
+    "ldr_16bit": (
+        "x.png",
+        lambda p: cv2.imwrite(str(p), np.zeros((4, 4, 3), np.uint16)),
+        io.read_ldr,
+        "expected an 8-bit image, got uint16",
+    ),
     "ldr_rgba": ("x.png", lambda p: cv2.imwrite(str(p), np.zeros((4, 4, 4), np.uint8)), io.read_ldr, "got 4 channels"),
-    "ldr_huge_header": ("x.png", lambda p: p.write_bytes(png_claiming(100_000, 100_000, 8)), io.read_ldr,
-                        "header says 100000x100000 pixels"),
-    "ldr_header_one_row_over_the_limit": ("x.png", lambda p: p.write_bytes(png_claiming(16_384, 16_385, 8)),
-                                          io.read_ldr, "header says 16384x16385 pixels"),  # OpenCV alone: 1 Gpx
-    "ldr_zero_width_header": ("x.png", lambda p: p.write_bytes(png_claiming(0, 10, 8)), io.read_ldr,
-                              "header says 0x10 pixels; expected a positive size"),
+    "ldr_huge_header": (
+        "x.png",
+        lambda p: p.write_bytes(png_claiming(100_000, 100_000, 8)),
+        io.read_ldr,
+        "header says 100000x100000 pixels",
+    ),
+    "ldr_header_one_row_over_the_limit": (
+        "x.png",
+        lambda p: p.write_bytes(png_claiming(16_384, 16_385, 8)),
+        io.read_ldr,
+        "header says 16384x16385 pixels",
+    ),  # OpenCV alone: 1 Gpx
+    "ldr_zero_width_header": (
+        "x.png",
+        lambda p: p.write_bytes(png_claiming(0, 10, 8)),
+        io.read_ldr,
+        "header says 0x10 pixels; expected a positive size",
+    ),
 }
 
 
 WEIGHTS_CASES = {
     "twostage_state_dict_into_hdrunet": ("twostage_state_dict", "weights do not fit model 'hdrunet'; missing keys"),
-    "garbage_weights": ("garbage", "not a torch checkpoint (a file starting with b'this'); expected a file written "
-                                   "by torch.save"),
+    "garbage_weights": (
+        "garbage",
+        "not a torch checkpoint (a file starting with b'this'); expected a file written " "by torch.save",
+    ),
     "zero_byte_weights": ("empty", "not a torch checkpoint (an empty file)"),
     "missing_weights": ("missing", "no such weights file"),
 }

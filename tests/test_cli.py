@@ -21,8 +21,16 @@ def zoo_cmd(*args, cwd, timeout=300):
 
 
 def test_run_smoke_writes_exactly_one_row(tmp_path):
-    args = ["run", "model=hdrunet", "data=synthetic", "train=smoke", f"results_dir={tmp_path}/runs",
-            f"checkpoint_dir={tmp_path}/ck", f"hydra.run.dir={tmp_path}/out", "data.eval_count=2"]
+    args = [
+        "run",
+        "model=hdrunet",
+        "data=synthetic",
+        "train=smoke",
+        f"results_dir={tmp_path}/runs",
+        f"checkpoint_dir={tmp_path}/ck",
+        f"hydra.run.dir={tmp_path}/out",
+        "data.eval_count=2",
+    ]
     proc = zoo_cmd(*args, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = list((tmp_path / "runs").glob("*.json"))
@@ -50,8 +58,14 @@ def test_misspelled_config_key_fails_at_composition(tmp_path):
 
 def test_unknown_model_is_one_line(tmp_path):
     (tmp_path / "conf").mkdir()
-    proc = zoo_cmd("run", "model=hdrunet", "model.name=nosuch", f"results_dir={tmp_path}/runs",
-                   f"hydra.run.dir={tmp_path}/out", cwd=tmp_path)  # fmt: skip
+    proc = zoo_cmd(
+        "run",
+        "model=hdrunet",
+        "model.name=nosuch",
+        f"results_dir={tmp_path}/runs",
+        f"hydra.run.dir={tmp_path}/out",
+        cwd=tmp_path,
+    )
     assert proc.returncode != 0
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "unknown model 'nosuch'" in errors[0] and "hdrunet" in errors[0]

@@ -19,8 +19,14 @@ def test_the_report_regenerates_the_committed_tables_byte_for_byte(tmp_path, run
         pytest.skip(f"{runs} is not committed in this checkout")
     if (REPO / tables / "bench").is_dir():  # the report reads <out>/bench/speed.csv for its latency column
         shutil.copytree(REPO / tables / "bench", tmp_path / "bench")
-    proc = subprocess.run([sys.executable, "-m", "zoo.cli", "report", "--runs", runs, "--out", str(tmp_path)],
-                          cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "zoo.cli", "report", "--runs", runs, "--out", str(tmp_path)],
+        cwd=REPO,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     for name in ("tables.md", "summary.csv", "tables.tex", "failed.csv", "index.html"):
         committed = (REPO / tables / name).read_text()

@@ -72,8 +72,9 @@ def test_committed_basis_is_what_the_generator_produces():
     # Regenerate in a real subprocess; one BLAS thread, because a multi-threaded SVD on two busy cores is 10x slower.
     # The check allows 1e-9: BLAS builds may differ in the last bits.
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-m", "zoo.data.make_basis", "--check"], capture_output=True, text=True,
-                          env=env, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "zoo.data.make_basis", "--check"], capture_output=True, text=True, env=env, timeout=120
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "max |regenerated - committed|" in done.stdout
 
@@ -89,9 +90,11 @@ def test_basis_reconstructs_held_back_curves(bank):
     near = reconstruction_errors(rows, in_family, 11)
     far = reconstruction_errors(rows, other_family, 11)
     for label, e in (("in-family", near), (crf.HELD_OUT_FAMILY, far)):
-        print(f"\nheld-out {label} curves ({e['count']}), K=11, max-abs error: {e['max_abs']:.2e} "
-              f"(median {e['median_max_abs']:.2e}); after the monotone fix {e['max_abs_after_fix']:.2e} "
-              f"(median {e['median_max_abs_after_fix']:.2e})")  # fmt: skip
+        print(
+            f"\nheld-out {label} curves ({e['count']}), K=11, max-abs error: {e['max_abs']:.2e} "
+            f"(median {e['median_max_abs']:.2e}); after the monotone fix {e['max_abs_after_fix']:.2e} "
+            f"(median {e['median_max_abs_after_fix']:.2e})"
+        )
     print(f"explained variance {basis.explained_variance:.6f}")
     # The fix shifts every difference when one is negative, so it can amplify a tiny projection error on a curve
     # with a flat foot (steep gammas); hence the looser bound after it.

@@ -53,8 +53,18 @@ def test_synthetic_eval_split_is_frozen_and_described():
         assert torch.equal(value, large[1][key]), key
     record = small.describe(1)
     json.dumps(record)
-    for key in ("id", "seed", "clip_fraction", "exposure", "signal_noise", "read_noise", "curve", "curve_family",
-                "jpeg_quality", "pipeline_version"):  # fmt: skip
+    for key in (
+        "id",
+        "seed",
+        "clip_fraction",
+        "exposure",
+        "signal_noise",
+        "read_noise",
+        "curve",
+        "curve_family",
+        "jpeg_quality",
+        "pipeline_version",
+    ):
         assert key in record, key
     assert record["id"] != small.describe(0)["id"] and record["jpeg_quality"] == 0
     resized = build_dataset(DataConfig(eval_count=2, eval_height=48, eval_width=56), "eval")
@@ -68,8 +78,16 @@ def test_folder_reads_real_exr_and_hdr_files(tmp_path):
     io.write_hdr(tmp_path / "b.hdr", images["b"])
     io.write_exr(tmp_path / "sub" / "c.exr", images["sub/c"], half=False)
     (tmp_path / "notes.txt").write_text("not an image")
-    cfg = DataConfig(name="folder", root=str(tmp_path), eval_count=0, eval_height=None, eval_width=None,
-                     patch_size=32, train_length=6, camera=CameraConfig(eval_noise=False))  # fmt: skip
+    cfg = DataConfig(
+        name="folder",
+        root=str(tmp_path),
+        eval_count=0,
+        eval_height=None,
+        eval_width=None,
+        patch_size=32,
+        train_length=6,
+        camera=CameraConfig(eval_noise=False),
+    )
     evaluation = build_dataset(cfg, "eval")
     assert evaluation.ids == ["a", "b", "sub/c"] and len(evaluation) == 3
     for i, item in enumerate(evaluation.ids):
@@ -84,8 +102,9 @@ def test_folder_reads_real_exr_and_hdr_files(tmp_path):
     training = build_dataset(cfg, "train")
     check_sample(training[0], 32, 32, CAMERA_KEYS)
     assert training.describe(4)["id"] in evaluation.ids
-    cropped = build_dataset(DataConfig(name="folder", root=str(tmp_path), eval_count=2, eval_height=16,
-                                       eval_width=24), "eval")  # fmt: skip
+    cropped = build_dataset(
+        DataConfig(name="folder", root=str(tmp_path), eval_count=2, eval_height=16, eval_width=24), "eval"
+    )
     assert len(cropped) == 2 and cropped[0]["ldr"].shape == (3, 16, 24)
     assert cropped.describe(0)["crop"] == [16, 24, 16, 24]
     held = set(cropped.ids)
@@ -96,13 +115,17 @@ def write_exr_raw(path, pixels: np.ndarray) -> None:
     """An EXR holding whatever values (zoo.io.write_exr refuses NaN/inf, as it should)."""
     import OpenEXR
 
-    with OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage},
-                      {"RGB": np.ascontiguousarray(pixels, dtype=np.float32)}) as f:  # fmt: skip
+    with OpenEXR.File(
+        {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage},
+        {"RGB": np.ascontiguousarray(pixels, dtype=np.float32)},
+    ) as f:
         f.write(str(path))
 
 
-@pytest.mark.parametrize(("value", "policy", "message"), [(np.nan, "clamp", "NaN or inf"), (np.inf, "clamp", "NaN or inf"),
-                                                   (-2.0, "refuse", "1 negative values")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("value", "policy", "message"),
+    [(np.nan, "clamp", "NaN or inf"), (np.inf, "clamp", "NaN or inf"), (-2.0, "refuse", "1 negative values")],
+)
 def test_folder_skips_a_file_with_bad_values_naming_it(tmp_path, caplog, value, policy, message):
     """A bad file is reported on one line naming it and skipped; when no file is left, a one-line error."""
     image = hdr_scene(3, 16, 16)
@@ -125,8 +148,9 @@ def test_folder_clamps_negative_values_by_default_and_counts_them(tmp_path):
     image = hdr_scene(3, 16, 16)
     image[4, 5, 1] = image[0, 0, 0] = -2.0
     write_exr_raw(tmp_path / "ringing.exr", image)
-    data = build_dataset(DataConfig(name="folder", root=str(tmp_path), eval_count=0, eval_height=None,
-                                    eval_width=None), "eval")  # fmt: skip
+    data = build_dataset(
+        DataConfig(name="folder", root=str(tmp_path), eval_count=0, eval_height=None, eval_width=None), "eval"
+    )
     sample, record = data.sample(0)
     assert record["negative_values"] == 2 and (sample["target"] >= 0).all()
 
@@ -160,8 +184,15 @@ def test_ntire_pairs_frames_by_id(tmp_path):
     (tmp_path / "0001_short.png").write_bytes(b"ignored")  # multi-frame files are ignored
     split = tmp_path / "valid.txt"
     split.write_bytes(b"0002\r\n\r\n")  # CRLF like HDRUNet's random_valid.txt
-    cfg = DataConfig(name="ntire2021", root=str(tmp_path), split_file=str(split), eval_height=None, eval_width=None,
-                     patch_size=32, train_length=5)  # fmt: skip
+    cfg = DataConfig(
+        name="ntire2021",
+        root=str(tmp_path),
+        split_file=str(split),
+        eval_height=None,
+        eval_width=None,
+        patch_size=32,
+        train_length=5,
+    )
     evaluation = build_dataset(cfg, "eval")
     assert evaluation.ids == ["0002"] and set(evaluation.keys) == {"ldr", "target"}
     sample = evaluation[0]
@@ -179,8 +210,9 @@ def test_ntire_pairs_frames_by_id(tmp_path):
     patch = unaugmented[3]["target"].permute(1, 2, 0).numpy()
     source = io.read_ntire(tmp_path / f"{record['id']}_gt.png")
     np.testing.assert_array_equal(patch, source[top : top + h, left : left + w])
-    centre = build_dataset(DataConfig(name="ntire2021", root=str(tmp_path), eval_count=0, eval_height=20,
-                                      eval_width=30), "eval")  # fmt: skip
+    centre = build_dataset(
+        DataConfig(name="ntire2021", root=str(tmp_path), eval_count=0, eval_height=20, eval_width=30), "eval"
+    )
     assert len(centre) == 3 and centre[0]["ldr"].shape == (3, 20, 30) and centre.describe(0)["crop"] == [10, 13, 20, 30]
 
 

@@ -12,14 +12,33 @@ import torch
 
 ENV = {**os.environ, "OPENCV_IO_ENABLE_OPENEXR": "1", "HYDRA_FULL_ERROR": "0"}
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
-TINY = ["model=hdrunet", "train.steps=4", "train.log_every=1", "train.threads=1", "train.progress=false",
-        "train.checkpoint_every=2", "data.patch_size=32", "data.eval_count=1", "data.eval_height=32",
-        "data.eval_width=48"]  # fmt: skip
+TINY = [
+    "model=hdrunet",
+    "train.steps=4",
+    "train.log_every=1",
+    "train.threads=1",
+    "train.progress=false",
+    "train.checkpoint_every=2",
+    "data.patch_size=32",
+    "data.eval_count=1",
+    "data.eval_height=32",
+    "data.eval_width=48",
+]
 
 
 def zoo_run(out: Path, *extra: str, launcher: list[str] = (), timeout: int = 300) -> subprocess.CompletedProcess:
-    args = [*launcher, *([sys.executable] if not launcher else []), "-m", "zoo.cli", "run", *TINY, *extra,
-            f"results_dir={out}/runs", f"checkpoint_dir={out}/ck", f"hydra.run.dir={out}/hydra"]  # fmt: skip
+    args = [
+        *launcher,
+        *([sys.executable] if not launcher else []),
+        "-m",
+        "zoo.cli",
+        "run",
+        *TINY,
+        *extra,
+        f"results_dir={out}/runs",
+        f"checkpoint_dir={out}/ck",
+        f"hydra.run.dir={out}/hydra",
+    ]
     out.mkdir(parents=True, exist_ok=True)
     return subprocess.run(args, cwd=out, env=ENV, capture_output=True, text=True, timeout=timeout)
 

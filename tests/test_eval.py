@@ -21,8 +21,9 @@ from zoo.weights import save_checkpoint
 
 
 def zoo_cli(*args, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "zoo.cli", *map(str, args)], cwd=REPO, capture_output=True,
-                          text=True, timeout=timeout)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "zoo.cli", *map(str, args)], cwd=REPO, capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +49,15 @@ def test_zoo_eval_scores_a_checkpoint_on_real_exrs_and_keys_rows_by_content(tmp_
     torch.manual_seed(0)
     weights = save_checkpoint(tmp_path / "w.pt", zoo.create_model("twostage"), step=7)
     results = tmp_path / "runs"
-    common = ["model=twostage", "data=folder", f"data.root={real_folder}", "data.eval_count=0", f"results_dir={results}",
-              "threads=2", f"hydra.run.dir={tmp_path / 'hydra'}"]  # fmt: skip
+    common = [
+        "model=twostage",
+        "data=folder",
+        f"data.root={real_folder}",
+        "data.eval_count=0",
+        f"results_dir={results}",
+        "threads=2",
+        f"hydra.run.dir={tmp_path / 'hydra'}",
+    ]
     proc = zoo_cli("eval", *common, f"model.weights={weights}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     (row,) = eval_rows(results)
@@ -77,12 +85,24 @@ def test_zoo_eval_scores_a_checkpoint_on_real_exrs_and_keys_rows_by_content(tmp_
 
 def test_zoo_eval_matrix_and_its_report(tmp_path):
     results = tmp_path / "runs"
-    proc = zoo_cli("eval", "-m", "model=identity,landis", "data=synthetic,real", "data.eval_count=2",
-                   f"results_dir={results}", "threads=1", f"hydra.sweep.dir={tmp_path / 'sweep'}")  # fmt: skip
+    proc = zoo_cli(
+        "eval",
+        "-m",
+        "model=identity,landis",
+        "data=synthetic,real",
+        "data.eval_count=2",
+        f"results_dir={results}",
+        "threads=1",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = eval_rows(results)
-    assert sorted((r["model"], r["data"]) for r in rows) == [("identity", "real"), ("identity", "synthetic"),
-                                                              ("landis", "real"), ("landis", "synthetic")]
+    assert sorted((r["model"], r["data"]) for r in rows) == [
+        ("identity", "real"),
+        ("identity", "synthetic"),
+        ("landis", "real"),
+        ("landis", "synthetic"),
+    ]
     assert {r["n_images"] for r in rows if r["data"] == "real"} == {8}  # the fixed split, whatever eval_count says
     proc = zoo_cli("report", "--runs", results, "--out", tmp_path / "report", "--no-plots")
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -91,16 +111,29 @@ def test_zoo_eval_matrix_and_its_report(tmp_path):
 
 
 def test_zoo_eval_errors_are_one_line(tmp_path):
-    proc = zoo_cli("eval", "model=hdrunet", f"model.weights={tmp_path / 'missing.pt'}", f"results_dir={tmp_path}",
-                   f"hydra.run.dir={tmp_path / 'h'}")  # fmt: skip
+    proc = zoo_cli(
+        "eval",
+        "model=hdrunet",
+        f"model.weights={tmp_path / 'missing.pt'}",
+        f"results_dir={tmp_path}",
+        f"hydra.run.dir={tmp_path / 'h'}",
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert f"error: model.weights={tmp_path / 'missing.pt'}: no such weights file" in proc.stderr
 
 
 @pytest.mark.parametrize("name", ["hdrunet", "twostage", "singlehdr"])
 def test_zoo_eval_defaults_to_the_shipped_weights(tmp_path, name):
-    proc = zoo_cli("eval", f"model={name}", "data=synthetic", "data.eval_count=1", "data.eval_height=32",
-                   "data.eval_width=32", f"results_dir={tmp_path}", f"hydra.run.dir={tmp_path / 'h'}")  # fmt: skip
+    proc = zoo_cli(
+        "eval",
+        f"model={name}",
+        "data=synthetic",
+        "data.eval_count=1",
+        "data.eval_height=32",
+        "data.eval_width=32",
+        f"results_dir={tmp_path}",
+        f"hydra.run.dir={tmp_path / 'h'}",
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     (row,) = eval_rows(tmp_path)
     assert row["weights_kind"] == "pretrained" and row["weights_sha256"] == pretrained.card(name)["sha256"]

@@ -21,8 +21,17 @@ from zoo.recipe import Objective, Recipe, Stage
 from zoo.train import first_nonfinite, fit, read_resume_state, seed_everything, write_resume_state
 
 ENV = {**os.environ, "OPENCV_IO_ENABLE_OPENEXR": "1", "HYDRA_FULL_ERROR": "0"}
-TINY = ["model=hdrunet", "train.steps=3", "train.batch_size=2", "train.log_every=1", "train.threads=1",
-        "train.progress=false", "data.eval_count=1", "data.eval_height=32", "data.eval_width=48"]  # fmt: skip
+TINY = [
+    "model=hdrunet",
+    "train.steps=3",
+    "train.batch_size=2",
+    "train.log_every=1",
+    "train.threads=1",
+    "train.progress=false",
+    "data.eval_count=1",
+    "data.eval_height=32",
+    "data.eval_width=48",
+]
 METRICS = ("psnr_l_ntire", "psnr_mu_ntire", "ssim_mu_ntire", "pu21_psnr_rgb")
 
 # Each case: (config of the job, what its row's error must say). The good job runs last: the failures before it must
@@ -31,10 +40,14 @@ CASES = {
     "unknown_model": ({"model": {"name": "nosuch"}}, "unknown model 'nosuch'"),
     "bad_recipe_option": ({"model": {"recipe": {"loss": "l7"}}}, "hdrunet: unknown loss 'l7'"),
     "out_of_memory": ({"data": {"patch_size": 1_000_000}}, "MemoryError: Unable to allocate"),  # 10.9 TiB: refused
-    "nan_stop": ({"train": {"lr_scale": 1e30, "checkpoint_every": 1}},
-                 "non-finite loss at step 2/3 (stage 'main'), objective 'model': model/tanh_l1=nan"),
-    "nan_skip": ({"train": {"lr_scale": 1e30, "nan_policy": "skip"}},
-                 "evaluation incomplete: 1 of 1 images gave NaN metrics"),
+    "nan_stop": (
+        {"train": {"lr_scale": 1e30, "checkpoint_every": 1}},
+        "non-finite loss at step 2/3 (stage 'main'), objective 'model': model/tanh_l1=nan",
+    ),
+    "nan_skip": (
+        {"train": {"lr_scale": 1e30, "nan_policy": "skip"}},
+        "evaluation incomplete: 1 of 1 images gave NaN metrics",
+    ),
     "good": ({}, ""),
 }
 
@@ -51,9 +64,19 @@ def sweep(tmp_path_factory):
     (out / "conf" / "case").mkdir(parents=True)
     for name, (overrides, _) in CASES.items():
         (out / "conf" / "case" / f"{name}.yaml").write_text(case_yaml(name, overrides))
-    args = [sys.executable, "-m", "zoo.cli", "run", "-m", f"+case={','.join(CASES)}", *TINY,
-            f"hydra.searchpath=[file://{out}/conf]", f"results_dir={out}/runs", f"checkpoint_dir={out}/ck",
-            f"hydra.sweep.dir={out}/sweep"]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "zoo.cli",
+        "run",
+        "-m",
+        f"+case={','.join(CASES)}",
+        *TINY,
+        f"hydra.searchpath=[file://{out}/conf]",
+        f"results_dir={out}/runs",
+        f"checkpoint_dir={out}/ck",
+        f"hydra.sweep.dir={out}/sweep",
+    ]
     proc = subprocess.run(args, cwd=out, env=ENV, capture_output=True, text=True, timeout=600)
     rows = {row["tag"]: row for row in (json.loads(p.read_text()) for p in (out / "runs").glob("*.json"))}
     return proc, rows, out
@@ -95,8 +118,17 @@ def test_nan_skip_drops_the_steps_and_names_them(sweep):
 
 
 def test_config_error_in_a_sweep_stops_it_before_any_job(tmp_path):
-    args = [sys.executable, "-m", "zoo.cli", "run", "-m", "train.steps=2,two", *TINY[2:],
-            f"results_dir={tmp_path}/runs", f"hydra.sweep.dir={tmp_path}/sweep"]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "zoo.cli",
+        "run",
+        "-m",
+        "train.steps=2,two",
+        *TINY[2:],
+        f"results_dir={tmp_path}/runs",
+        f"hydra.sweep.dir={tmp_path}/sweep",
+    ]
     proc = subprocess.run(args, cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1
     assert "train.steps" in proc.stderr and "two" in proc.stderr
@@ -117,8 +149,7 @@ def one_thread():
 
 def _nets():
     torch.manual_seed(0)
-    return nn.ModuleDict({"model": nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4),
-                                                 nn.Conv2d(4, 3, 1))})  # fmt: skip
+    return nn.ModuleDict({"model": nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.Conv2d(4, 3, 1))})
 
 
 def _l1(step):
@@ -161,8 +192,13 @@ def test_stop_names_step_and_term_and_keeps_the_previous_checkpoint(tmp_path, on
     saved = []
     message = r"non-finite loss at step 3/5 \(stage 'main'\), objective 'model': model/l1=nan"
     with pytest.raises(ZooError, match=message):
-        fit(_nets(), RECIPE, CorruptAt(_index_at(2)), **FIT,
-            save_checkpoint=lambda p: saved.append(write_resume_state(tmp_path / "last.pt", p)))  # fmt: skip
+        fit(
+            _nets(),
+            RECIPE,
+            CorruptAt(_index_at(2)),
+            **FIT,
+            save_checkpoint=lambda p: saved.append(write_resume_state(tmp_path / "last.pt", p)),
+        )
     assert len(saved) == 2 and read_resume_state(tmp_path / "last.pt", 5)["step"] == 2
 
 
@@ -178,22 +214,40 @@ def test_skip_drops_the_step_and_restores_batchnorm_statistics(one_thread):
 def test_skip_gives_up_when_training_diverged(one_thread):
     seed_everything(0)
     with pytest.raises(ZooError, match="3 steps in a row had non-finite values"):
-        fit(_nets(), RECIPE, CorruptAt(-1, everywhere=True), **{**FIT, "total_steps": 10}, nan_policy="skip",
-            max_skips_in_a_row=3)  # fmt: skip
+        fit(
+            _nets(),
+            RECIPE,
+            CorruptAt(-1, everywhere=True),
+            **{**FIT, "total_steps": 10},
+            nan_policy="skip",
+            max_skips_in_a_row=3,
+        )
 
 
 def test_a_checkpoint_with_nan_weights_is_refused_and_the_good_one_stays(tmp_path, one_thread):
     """Weights corrupted in memory (here: by hand, after a good checkpoint) are never written over that checkpoint."""
     seed_everything(0)
     path = tmp_path / "last.pt"
-    fit(_nets(), RECIPE, CorruptAt(-1), **{**FIT, "total_steps": 2},
-        save_checkpoint=lambda p: write_resume_state(path, p))
+    fit(
+        _nets(),
+        RECIPE,
+        CorruptAt(-1),
+        **{**FIT, "total_steps": 2},
+        save_checkpoint=lambda p: write_resume_state(path, p),
+    )
     good = path.read_bytes()
     payload = read_resume_state(path, 2)
     payload["total_steps"] = 4
     payload["nets"]["model.1.running_var"][0] = math.nan
     message = r"refusing to save a checkpoint after step 3: model.1.running_var is not finite"
     with pytest.raises(ZooError, match=message):
-        fit(_nets(), RECIPE, CorruptAt(-1), **{**FIT, "total_steps": 4}, resume=payload, nan_policy="skip",
-            save_checkpoint=lambda p: write_resume_state(path, p))  # fmt: skip
+        fit(
+            _nets(),
+            RECIPE,
+            CorruptAt(-1),
+            **{**FIT, "total_steps": 4},
+            resume=payload,
+            nan_policy="skip",
+            save_checkpoint=lambda p: write_resume_state(path, p),
+        )
     assert path.read_bytes() == good

@@ -29,8 +29,14 @@ ENV = {**os.environ, "OPENCV_IO_ENABLE_OPENEXR": "1"}
 
 
 def zoo_cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "zoo.cli", *map(str, args)], cwd=REPO, env=ENV, capture_output=True,
-                          text=True, timeout=timeout)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "zoo.cli", *map(str, args)],
+        cwd=REPO,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def error_lines(text: str) -> list[str]:
@@ -92,8 +98,15 @@ def test_zoo_predict_takes_the_architecture_from_the_checkpoint(tmp_path):
 
 def test_zoo_eval_takes_the_architecture_from_the_checkpoint(tmp_path):
     path, _ = ablation_checkpoint(tmp_path)
-    proc = zoo_cli("eval", "model=hdrunet", f"model.weights={path}", "data=synthetic", "data.eval_count=1",
-                   f"results_dir={tmp_path / 'rows'}", f"hydra.run.dir={tmp_path / 'hydra'}")  # fmt: skip
+    proc = zoo_cli(
+        "eval",
+        "model=hdrunet",
+        f"model.weights={path}",
+        "data=synthetic",
+        "data.eval_count=1",
+        f"results_dir={tmp_path / 'rows'}",
+        f"hydra.run.dir={tmp_path / 'hydra'}",
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     (row_file,) = (tmp_path / "rows").glob("*.json")
     row = json.loads(row_file.read_text())
@@ -102,15 +115,26 @@ def test_zoo_eval_takes_the_architecture_from_the_checkpoint(tmp_path):
 
 
 def test_zoo_run_writes_a_self_describing_checkpoint(tmp_path):
-    proc = zoo_cli("run", "model=hdrunet", "model.args.use_condition=false", "train=smoke", "train.steps=1",
-                   "train.batch_size=1", "data.eval_count=1", "data.patch_size=32", f"results_dir={tmp_path / 'rows'}",
-                   f"checkpoint_dir={tmp_path / 'ckpt'}", f"hydra.run.dir={tmp_path / 'hydra'}")  # fmt: skip
+    proc = zoo_cli(
+        "run",
+        "model=hdrunet",
+        "model.args.use_condition=false",
+        "train=smoke",
+        "train.steps=1",
+        "train.batch_size=1",
+        "data.eval_count=1",
+        "data.patch_size=32",
+        f"results_dir={tmp_path / 'rows'}",
+        f"checkpoint_dir={tmp_path / 'ckpt'}",
+        f"hydra.run.dir={tmp_path / 'hydra'}",
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     (weights,) = (tmp_path / "ckpt").glob("*/model.pt")
     payload = read_checkpoint(weights)
     assert payload["args"] == {"use_condition": False} and payload["config_hash"] == weights.parent.name
     assert sum(p.numel() for p in zoo.create_model_from_checkpoint(weights).parameters()) < sum(
-        p.numel() for p in zoo.create_model("hdrunet").parameters())
+        p.numel() for p in zoo.create_model("hdrunet").parameters()
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -214,14 +238,17 @@ def test_decoder_noise_never_reaches_the_terminal(tmp_path, capfd):
 # options and commands
 
 
-@pytest.mark.parametrize("option, says", [
-    (["--threads", "0"], "--threads 0: expected a positive number of threads"),
-    (["--device", "banana"], "--device banana: not a device; expected cpu, cuda or cuda:N"),
-    (["--device", "meta"], "--device meta: unsupported device type"),
-    (["--memory-budget", "-5"], "--memory-budget -5: expected a positive number of MiB"),
-    (["--tile", "1"], "--tile 1: tiles under 32 px"),
-    (["--halo", "-1"], "--halo -1: expected a halo of 0 or more pixels"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "option, says",
+    [
+        (["--threads", "0"], "--threads 0: expected a positive number of threads"),
+        (["--device", "banana"], "--device banana: not a device; expected cpu, cuda or cuda:N"),
+        (["--device", "meta"], "--device meta: unsupported device type"),
+        (["--memory-budget", "-5"], "--memory-budget -5: expected a positive number of MiB"),
+        (["--tile", "1"], "--tile 1: tiles under 32 px"),
+        (["--halo", "-1"], "--halo -1: expected a halo of 0 or more pixels"),
+    ],
+)
 def test_zoo_predict_bad_option_is_one_line(tmp_path, capsys, option, says):
     assert cv2.imwrite(str(tmp_path / "p.png"), photo(8, 8))
     code = zoo_main(["predict", str(tmp_path / "p.png"), "-o", str(tmp_path / "out"), "--model", "identity", *option])
@@ -242,15 +269,24 @@ def test_predict_does_not_measure_the_receptive_field_when_the_photo_fits(tmp_pa
 def test_zoo_version_and_run_help():
     assert zoo_cli("--version").stdout.strip() == f"hdr-zoo {zoo.weights.zoo_version()}"
     text = zoo_cli("run", "--help").stdout
-    assert text.startswith("zoo run: train one model") and any(l.startswith("model: ") and "hdrunet" in l for l in text.splitlines())
+    assert text.startswith("zoo run: train one model") and any(
+        l.startswith("model: ") and "hdrunet" in l for l in text.splitlines()
+    )
     assert "_schema" not in text and "Powered by Hydra" not in text and "cli is powered" not in text
 
 
 def test_any_model_argument_can_be_overridden_and_unknown_ones_are_one_line(tmp_path):
     shown = zoo_cli("run", "model=hdrunet", "model.args.use_condition=false", "--cfg", "job")
     assert shown.returncode == 0 and "use_condition: false" in shown.stdout, shown.stderr
-    proc = zoo_cli("run", "model=hdrunet", "model.args.banana=1", "train=smoke", f"results_dir={tmp_path / 'r'}",
-                   f"checkpoint_dir={tmp_path / 'c'}", f"hydra.run.dir={tmp_path / 'h'}")  # fmt: skip
+    proc = zoo_cli(
+        "run",
+        "model=hdrunet",
+        "model.args.banana=1",
+        "train=smoke",
+        f"results_dir={tmp_path / 'r'}",
+        f"checkpoint_dir={tmp_path / 'c'}",
+        f"hydra.run.dir={tmp_path / 'h'}",
+    )
     lines = error_lines(proc.stdout + proc.stderr)
     assert proc.returncode == 2 and len(lines) == 1 and "banana" in lines[0], proc.stdout + proc.stderr  # once
 
@@ -264,8 +300,9 @@ def test_a_read_only_hydra_run_dir_and_report_out_are_one_line(tmp_path):
     assert "Traceback" not in proc.stderr
     proc = zoo_cli("report", "--runs", "results/runs", "--out", blocker)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert error_lines(proc.stderr) == [f"error: --out {blocker}: {blocker} exists and is not a folder; expected a "
-                                        "writable folder"]  # fmt: skip
+    assert error_lines(proc.stderr) == [
+        f"error: --out {blocker}: {blocker} exists and is not a folder; expected a " "writable folder"
+    ]
 
 
 def test_zoo_score_on_a_native_ntire_folder_pairs_the_gt_files_and_ignores_inputs_and_previews(tmp_path, capsys):
@@ -291,9 +328,12 @@ def test_a_tiny_evaluation_image_is_skipped_by_name(tmp_path, caplog):
 
     for name, size in (("big", 32), ("tiny", 8)):
         io.write_exr(tmp_path / f"{name}.exr", np.full((size, size, 3), 0.5, np.float32))
-    cfg = DataConfig(name="folder", root=str(tmp_path), eval_root=str(tmp_path), eval_count=0, eval_height=None,
-                     eval_width=None)  # fmt: skip
+    cfg = DataConfig(
+        name="folder", root=str(tmp_path), eval_root=str(tmp_path), eval_count=0, eval_height=None, eval_width=None
+    )
     with caplog.at_level("WARNING"):
         dataset = build_dataset(cfg, "eval")
     assert [dataset.describe(i)["id"] for i in range(len(dataset))] == ["big"]
-    assert any("tiny.exr: image is 8x8; evaluation images need at least 11x11" in r.getMessage() for r in caplog.records)
+    assert any(
+        "tiny.exr: image is 8x8; evaluation images need at least 11x11" in r.getMessage() for r in caplog.records
+    )

@@ -76,7 +76,8 @@ def test_ms_ssim_matches_numpy_reference(shape, official_bug, normalize):
     value = ms_ssim(x, y, official_bug=official_bug, normalize=normalize).item()
     assert value == pytest.approx(expected, abs=1e-10)
     assert ms_ssim(x.float(), y.float(), official_bug=official_bug, normalize=normalize).item() == pytest.approx(
-        expected, abs=1e-5)
+        expected, abs=1e-5
+    )
     assert 0.3 < expected < 0.999  # a meaningful, non-degenerate comparison
 
 
@@ -96,7 +97,12 @@ def test_single_scale_ssim_matches_scikit_image():
     x, y = _image_pair((1, 3, 48, 40), seed=3)
     ssim, _ = ssim_terms(x, y)
     reference = skimage_metrics.structural_similarity(
-        x[0].numpy(), y[0].numpy(), channel_axis=0, data_range=1.0, gaussian_weights=True, sigma=1.5,
+        x[0].numpy(),
+        y[0].numpy(),
+        channel_axis=0,
+        data_range=1.0,
+        gaussian_weights=True,
+        sigma=1.5,
         use_sample_covariance=False,
     )
     assert ssim.mean().item() == pytest.approx(reference, abs=1e-9)
@@ -117,8 +123,9 @@ def test_official_bug_is_the_fourfold_coarsest_ssim():
     bugged = ms_ssim(x, y, official_bug=True, normalize=False).item()
     assert bugged == pytest.approx(standard * ssim[-1].item() ** (3 * MSSSIM_WEIGHTS[-1]), rel=1e-12)
     normalized = ms_ssim(x, y, official_bug=True).item()
-    assert normalized == pytest.approx(ms_ssim(x, y).item() * ((ssim[-1].item() + 1) / 2) ** (3 * MSSSIM_WEIGHTS[-1]),
-                                       rel=1e-12)
+    assert normalized == pytest.approx(
+        ms_ssim(x, y).item() * ((ssim[-1].item() + 1) / 2) ** (3 * MSSSIM_WEIGHTS[-1]), rel=1e-12
+    )
     assert abs(bugged - standard) > 1e-3
 
 
@@ -154,12 +161,15 @@ def _random_lab_pairs(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([lab1, lab1, special1]), np.concatenate([lab2, close, special2])
 
 
-@pytest.mark.parametrize(("dtype", "scale", "atol"), [
-    (torch.float64, 1.0, 1e-8),
-    (torch.float64, 3.0, 1e-8),  # HDR values above 1: the sRGB curve and cube root are extrapolated
-    (torch.float32, 1.0, 1e-4),
-    (torch.float32, 3.0, 5e-4),  # float32 cancellation in a = 500·(fx − fy) at large fx
-])
+@pytest.mark.parametrize(
+    ("dtype", "scale", "atol"),
+    [
+        (torch.float64, 1.0, 1e-8),
+        (torch.float64, 3.0, 1e-8),  # HDR values above 1: the sRGB curve and cube root are extrapolated
+        (torch.float32, 1.0, 1e-4),
+        (torch.float32, 3.0, 5e-4),  # float32 cancellation in a = 500·(fx − fy) at large fx
+    ],
+)
 def test_srgb_to_lab_matches_scikit_image(dtype, scale, atol):
     rng = np.random.default_rng(1)
     rgb = np.concatenate([rng.random((2000, 3)) * scale, [[0, 0, 0], [1, 1, 1], [0.5, 0.5, 0.5], [0.01, 0.02, 0.03]]])

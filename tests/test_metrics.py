@@ -201,9 +201,21 @@ def test_pu21_scale_follows_the_reference_peak(pair):
 def test_compute_all_equals_the_individual_metrics(pair):
     reference, result = pair
     scores = compute_all(reference, result)
-    assert set(scores) == set(METRICS) == {"psnr_l_ntire", "psnr_mu_ntire", "ssim_mu_ntire", "pu21_psnr_rgb",
-                                           "pu21_psnr_y", "pu21_ssim_y", "pu21_psnr_rgb_crf", "pu21_psnr_y_crf",
-                                           "pu21_ssim_y_crf"}  # fmt: skip
+    assert (
+        set(scores)
+        == set(METRICS)
+        == {
+            "psnr_l_ntire",
+            "psnr_mu_ntire",
+            "ssim_mu_ntire",
+            "pu21_psnr_rgb",
+            "pu21_psnr_y",
+            "pu21_ssim_y",
+            "pu21_psnr_rgb_crf",
+            "pu21_psnr_y_crf",
+            "pu21_ssim_y_crf",
+        }
+    )
     for key in ("pu21_psnr_y", "pu21_ssim_y", "pu21_psnr_rgb_crf", "pu21_psnr_y_crf", "pu21_ssim_y_crf"):
         assert scores[key] == METRICS[key].fn(reference, result), key  # one shared CRF fit, same values
     assert scores["psnr_l_ntire"] == psnr_l(reference, result)

@@ -60,8 +60,9 @@ def test_baselines_accept_pretrained_and_unknown_weights_are_a_clear_error(monke
 
 
 def test_zoo_list_shows_which_models_have_weights():
-    proc = subprocess.run([sys.executable, "-m", "zoo.cli", "list"], cwd=REPO, capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "zoo.cli", "list"], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     lines = {line.split()[0]: line.split()[2] for line in proc.stdout.splitlines()}
     assert {lines[name] for name in LEARNED} == {"pretrained"} and lines["identity"] == "-"

@@ -50,12 +50,22 @@ def test_refuse_policy_skips_a_file_with_negatives_by_name(tmp_path, caplog):
     bad[0, 0, 0] = -0.25
     _exr(tmp_path / "good.exr", good)
     _exr(tmp_path / "ringing.exr", bad)
-    clamped = build_dataset(DataConfig(name="folder", root=str(tmp_path), eval_count=0, eval_height=None,
-                                       eval_width=None), "eval")  # fmt: skip
+    clamped = build_dataset(
+        DataConfig(name="folder", root=str(tmp_path), eval_count=0, eval_height=None, eval_width=None), "eval"
+    )
     assert clamped.ids == ["good", "ringing"] and clamped.describe(1)["negative_values"] == 1
     with caplog.at_level(logging.WARNING, logger="zoo.data.folder"):
-        refused = build_dataset(DataConfig(name="folder", root=str(tmp_path), eval_count=0, eval_height=None,
-                                           eval_width=None, negative_values="refuse"), "eval")  # fmt: skip
+        refused = build_dataset(
+            DataConfig(
+                name="folder",
+                root=str(tmp_path),
+                eval_count=0,
+                eval_height=None,
+                eval_width=None,
+                negative_values="refuse",
+            ),
+            "eval",
+        )
     assert refused.ids == ["good"]
     (line,) = [r.getMessage() for r in caplog.records]
     assert "ringing.exr" in line and "1 negative values" in line and "\n" not in line

@@ -13,8 +13,17 @@ LEARNED = zoo.list_models(include_baselines=False)
 
 def test_three_published_models_and_the_baselines_registered():
     assert LEARNED == ["hdrunet", "singlehdr", "twostage"]  # fails if any one of them stops registering
-    assert MODELS == ["akyuz", "hdrunet", "identity", "inverse_gamma", "landis", "masia", "singlehdr", "tone_cheat",
-                      "twostage"]  # fmt: skip
+    assert MODELS == [
+        "akyuz",
+        "hdrunet",
+        "identity",
+        "inverse_gamma",
+        "landis",
+        "masia",
+        "singlehdr",
+        "tone_cheat",
+        "twostage",
+    ]
 
 
 def test_unknown_model_lists_known_names():

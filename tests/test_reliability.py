@@ -18,14 +18,37 @@ import pytest
 import torch
 
 ENV = {**os.environ, "OPENCV_IO_ENABLE_OPENEXR": "1", "HYDRA_FULL_ERROR": "0"}
-JOB = ["model=hdrunet", "train=smoke", "train.steps=24", "train.checkpoint_every=4", "train.batch_size=2",
-       "train.threads=1", "train.progress=false", "train.bn_recalibration_batches=0", "data.patch_size=32",
-       "data.eval_count=1", "data.eval_height=32", "data.eval_width=48"]  # fmt: skip
+JOB = [
+    "model=hdrunet",
+    "train=smoke",
+    "train.steps=24",
+    "train.checkpoint_every=4",
+    "train.batch_size=2",
+    "train.threads=1",
+    "train.progress=false",
+    "train.bn_recalibration_batches=0",
+    "data.patch_size=32",
+    "data.eval_count=1",
+    "data.eval_height=32",
+    "data.eval_width=48",
+]
 
 
 def sweep_command(out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "zoo.cli", "run", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *JOB,
-            *extra, f"results_dir={out}/runs", f"checkpoint_dir={out}/ck", f"hydra.sweep.dir={out}/sweep"]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "zoo.cli",
+        "run",
+        "-m",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        *JOB,
+        *extra,
+        f"results_dir={out}/runs",
+        f"checkpoint_dir={out}/ck",
+        f"hydra.sweep.dir={out}/sweep",
+    ]
 
 
 def rows_by_seed(out: Path) -> dict[int, dict]:
@@ -72,8 +95,14 @@ def kill_when_checkpointed(sweep: subprocess.Popen, out: Path, seed: int, timeou
 
 def test_a_sweep_survives_a_sigkilled_job_and_resumes_it_exactly(tmp_path):
     out = tmp_path / "killed"
-    sweep = subprocess.Popen(sweep_command(out, "seed=0,1"), cwd=tmp_path, env=ENV, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    sweep = subprocess.Popen(
+        sweep_command(out, "seed=0,1"),
+        cwd=tmp_path,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     kill_when_checkpointed(sweep, out, seed=1)
     log, _ = sweep.communicate(timeout=600)
     assert sweep.returncode == 0, log[-3000:]
@@ -83,17 +112,33 @@ def test_a_sweep_survives_a_sigkilled_job_and_resumes_it_exactly(tmp_path):
     checkpoint = out / "ck" / rows[1]["run_id"] / "last.pt"
     assert checkpoint.is_file() and not (checkpoint.parent / "model.pt").exists()
 
-    rerun = subprocess.run(sweep_command(out, "seed=0,1"), cwd=tmp_path, env=ENV, capture_output=True, text=True,
-                           timeout=600)  # fmt: skip
+    rerun = subprocess.run(
+        sweep_command(out, "seed=0,1"), cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=600
+    )
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert f"resuming run {rows[1]['run_id']} at step" in rerun.stdout + rerun.stderr
     resumed = rows_by_seed(out)[1]
     assert resumed["status"] == "ok" and resumed["steps"] == 24
 
     straight = tmp_path / "straight"  # the same job, never interrupted
-    single = subprocess.run([sys.executable, "-m", "zoo.cli", "run", *JOB, "seed=1", f"results_dir={straight}/runs",
-                             f"checkpoint_dir={straight}/ck", f"hydra.run.dir={straight}/run"], cwd=tmp_path, env=ENV,
-                            capture_output=True, text=True, timeout=600)  # fmt: skip
+    single = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "zoo.cli",
+            "run",
+            *JOB,
+            "seed=1",
+            f"results_dir={straight}/runs",
+            f"checkpoint_dir={straight}/ck",
+            f"hydra.run.dir={straight}/run",
+        ],
+        cwd=tmp_path,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert single.returncode == 0, single.stderr[-3000:]
     reference = rows_by_seed(straight)[1]
     assert reference["run_id"] == resumed["run_id"]
@@ -117,8 +162,9 @@ def test_a_job_that_runs_out_of_memory_under_a_real_limit_fails_alone(tmp_path):
     # 4096 features instead of 64: ~18 GB of convolution weights, allocated for real, against the 6 GiB limit
     (cases / "huge.yaml").write_text("# @package _global_\nseed: 1\nmodel: {args: {nf: 4096}}\n")
     command = sweep_command(out, "+case=small,huge", f"hydra.searchpath=[file://{tmp_path}/conf]")
-    proc = subprocess.run(command, cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=600,
-                          preexec_fn=_limit_address_space)  # fmt: skip
+    proc = subprocess.run(
+        command, cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=600, preexec_fn=_limit_address_space
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = rows_by_seed(out)
     assert rows[0]["status"] == "ok", rows[0].get("error")

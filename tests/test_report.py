@@ -27,19 +27,50 @@ def make_row(model, seed, pu21, tags=("zoo",), protocol=None, run_id=None, param
     images = []
     for i in range(N_IMAGES):
         offset = rng.normal(0, spread)
-        images.append({"image": f"synthetic-eval-s0-{i:05d}", "psnr_l_ntire": 30 + offset, "psnr_mu_ntire": 20 + offset,
-                       "ssim_mu_ntire": 0.8 + offset / 100, "pu21_psnr_rgb": pu21 + offset, "seconds": 0.01})
-    config = {"model": {"name": model, "args": {}, "recipe": {}, "weights": None},
-              "data": {"name": "synthetic", "seed": 0, "eval_count": N_IMAGES, "eval_height": 32, "eval_width": 48,
-                       "patch_size": 32},
-              "train": {"steps": 0 if baseline else 10, "batch_size": 2}, "seed": seed}
-    return {"run_id": run_id or f"{zlib.crc32(repr((model, seed, tags)).encode()):012x}",
-            "model": model, "data": "synthetic", "seed": seed, "tag": tags[0], "tags": list(tags), "config": config,
-            "status": "ok", "error": "", **{m: float(np.mean([im[m] for im in images])) for m in HEADLINE},
-            "n_images": N_IMAGES, "params": 0 if baseline else params, "steps": 0 if baseline else 10,
-            "train_seconds": 0.0 if baseline else 12.0, "seconds_per_image": 0.01, "scale_rule": "aligned",
-            "protocol": protocol or metrics.PROTOCOL, "images": images,
-            "history": [] if baseline else [{"step": s, "stage": "main", "model/loss": 1.0 / s} for s in (2, 4, 6)]}
+        images.append(
+            {
+                "image": f"synthetic-eval-s0-{i:05d}",
+                "psnr_l_ntire": 30 + offset,
+                "psnr_mu_ntire": 20 + offset,
+                "ssim_mu_ntire": 0.8 + offset / 100,
+                "pu21_psnr_rgb": pu21 + offset,
+                "seconds": 0.01,
+            }
+        )
+    config = {
+        "model": {"name": model, "args": {}, "recipe": {}, "weights": None},
+        "data": {
+            "name": "synthetic",
+            "seed": 0,
+            "eval_count": N_IMAGES,
+            "eval_height": 32,
+            "eval_width": 48,
+            "patch_size": 32,
+        },
+        "train": {"steps": 0 if baseline else 10, "batch_size": 2},
+        "seed": seed,
+    }
+    return {
+        "run_id": run_id or f"{zlib.crc32(repr((model, seed, tags)).encode()):012x}",
+        "model": model,
+        "data": "synthetic",
+        "seed": seed,
+        "tag": tags[0],
+        "tags": list(tags),
+        "config": config,
+        "status": "ok",
+        "error": "",
+        **{m: float(np.mean([im[m] for im in images])) for m in HEADLINE},
+        "n_images": N_IMAGES,
+        "params": 0 if baseline else params,
+        "steps": 0 if baseline else 10,
+        "train_seconds": 0.0 if baseline else 12.0,
+        "seconds_per_image": 0.01,
+        "scale_rule": "aligned",
+        "protocol": protocol or metrics.PROTOCOL,
+        "images": images,
+        "history": [] if baseline else [{"step": s, "stage": "main", "model/loss": 1.0 / s} for s in (2, 4, 6)],
+    }
 
 
 @pytest.fixture
@@ -52,8 +83,16 @@ def runs(tmp_path):
     rows[0]["tags"] = ["zoo", "hdrunet_loss/tanh_l1"]  # reached again by the ablation sweep
     rows += [make_row("hdrunet", s, 19.0, tags=("hdrunet_loss/l1",)) for s in (0, 1)]
     rows[-1]["config"]["model"]["recipe"] = rows[-2]["config"]["model"]["recipe"] = {"loss": "l1"}
-    failed = {"run_id": "f00000000bad", "model": "hdrunet", "seed": 2, "tag": "zoo", "tags": ["zoo"],
-              "status": "failed", "error": "model 'hdrunet': bad argument (nf must be positive)", "config": {}}
+    failed = {
+        "run_id": "f00000000bad",
+        "model": "hdrunet",
+        "seed": 2,
+        "tag": "zoo",
+        "tags": ["zoo"],
+        "status": "failed",
+        "error": "model 'hdrunet': bad argument (nf must be positive)",
+        "config": {},
+    }
     for row in [*rows, failed]:
         write_row(folder, row)
     return folder, rows
@@ -123,8 +162,9 @@ def test_failed_runs_are_listed_never_averaged(runs, tmp_path):
     folder, _ = runs
     write_report(folder, tmp_path, plots=False)
     failed = read_csv(tmp_path / "failed.csv")
-    assert [(r["run_id"], r["error"]) for r in failed] == [("f00000000bad", "model 'hdrunet': bad argument (nf must "
-                                                                            "be positive)")]  # fmt: skip
+    assert [(r["run_id"], r["error"]) for r in failed] == [
+        ("f00000000bad", "model 'hdrunet': bad argument (nf must " "be positive)")
+    ]
     assert all("f00000000bad" not in r["run_ids"] for r in read_csv(tmp_path / "summary.csv"))
     markdown = (tmp_path / "tables.md").read_text()
     assert "## Failed runs" in markdown and "nf must be positive" in markdown.split("## Failed runs")[1]
@@ -161,8 +201,11 @@ def test_benchmark_latency_is_the_1900x1060_figure_of_the_benchmarks_own_csv(run
     (tmp_path / "bench").mkdir()
     shutil.copy(REPO / "results" / "bench" / "speed.csv", tmp_path / "bench" / "speed.csv")
     with (tmp_path / "bench" / "speed.csv").open(newline="") as handle:
-        produced = [r for r in csv.DictReader(handle) if r["model"] == "hdrunet" and r["size"] == "1900x1060"
-                    and r["mode"] == "optimized"]  # fmt: skip
+        produced = [
+            r
+            for r in csv.DictReader(handle)
+            if r["model"] == "hdrunet" and r["size"] == "1900x1060" and r["mode"] == "optimized"
+        ]
     bench, _ = read_bench(tmp_path / "bench" / "speed.csv")
     assert bench["hdrunet"] == (float(produced[0]["seconds"]), "untiled")
     write_report(folder, tmp_path, plots=False)
@@ -248,11 +291,18 @@ def test_report_refuses_a_missing_or_empty_runs_folder_and_touches_nothing(tmp_p
     runs = tmp_path / "typo"
     if kind == "empty":
         runs.mkdir()
-    proc = subprocess.run([sys.executable, "-m", "zoo.cli", "report", "--runs", str(runs), "--out", str(out)],
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "zoo.cli", "report", "--runs", str(runs), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert f"error: --runs {runs}:" in proc.stderr and "nothing written" in proc.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["tables.md"] and (out / "tables.md").read_text() == "committed tables\n"
+    assert (
+        sorted(p.name for p in out.iterdir()) == ["tables.md"]
+        and (out / "tables.md").read_text() == "committed tables\n"
+    )
 
 
 def test_paired_difference_and_probability_of_being_best():

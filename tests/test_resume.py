@@ -84,9 +84,16 @@ def toy_recipe() -> Recipe:
     gen = partial(generator_loss, adversarial_term=False)
     warmup = Stage("warmup", (Objective("gen", ("model",), gen, lr=1e-2, writes=("fake",)),), fraction=0.4)
     gen_gan = partial(generator_loss, adversarial_term=True)
-    gan = Stage("gan", (Objective("gen", ("model",), gen_gan, lr=1e-2, writes=("fake",)),
-                        Objective("critic", ("critic",), critic_loss, lr=2e-2, betas=(0.5, 0.9), reads=("fake",))),
-                fraction=0.6, milestones=(0.5,), gamma=0.5)  # fmt: skip
+    gan = Stage(
+        "gan",
+        (
+            Objective("gen", ("model",), gen_gan, lr=1e-2, writes=("fake",)),
+            Objective("critic", ("critic",), critic_loss, lr=2e-2, betas=(0.5, 0.9), reads=("fake",)),
+        ),
+        fraction=0.6,
+        milestones=(0.5,),
+        gamma=0.5,
+    )
     return Recipe(stages=(warmup, gan), aux_modules={"critic": Critic}, shared=ToyShared)
 
 
@@ -113,6 +120,7 @@ def test_resume_from_every_step_is_bit_exact(tmp_path):
     seed_everything(0)
     nets = toy_nets(0)
     saved = []
+
     def save(payload):
         saved.append(write_resume_state(tmp_path / f"{payload['step']}.pt", payload))
 
@@ -142,8 +150,14 @@ def test_resume_from_every_step_is_bit_exact(tmp_path):
 def test_resume_state_is_checked(tmp_path):
     seed_everything(0)
     nets = toy_nets(0)
-    fit(nets, toy_recipe(), toy_data(), **FIT, checkpoint_every=3,
-        save_checkpoint=lambda p: write_resume_state(tmp_path / "last.pt", p))  # fmt: skip
+    fit(
+        nets,
+        toy_recipe(),
+        toy_data(),
+        **FIT,
+        checkpoint_every=3,
+        save_checkpoint=lambda p: write_resume_state(tmp_path / "last.pt", p),
+    )
     with pytest.raises(ZooError, match="checkpoint of a 7-step run, but train.steps=9"):
         read_resume_state(tmp_path / "last.pt", 9)
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
@@ -173,8 +187,14 @@ def test_signal_checkpoints_the_step_it_arrives_in_and_stops(sig):
     seed_everything(0)
     saved = []
     with pytest.raises(Preempted) as info:
-        fit(toy_nets(0), _signal_at_step(2, sig, toy_recipe()), toy_data(), **FIT, checkpoint_every=5,
-            save_checkpoint=saved.append)  # fmt: skip
+        fit(
+            toy_nets(0),
+            _signal_at_step(2, sig, toy_recipe()),
+            toy_data(),
+            **FIT,
+            checkpoint_every=5,
+            save_checkpoint=saved.append,
+        )
     assert info.value.code == PREEMPTED_EXIT_CODE
     assert f"pre-empted by {signal.Signals(sig).name} after step 2; checkpoint written" in str(info.value)
     assert [p["step"] for p in saved] == [2]
@@ -189,8 +209,13 @@ def test_signal_is_handed_on_to_the_handler_installed_before():
         seed_everything(0)
         saved = []
         with pytest.raises(Preempted):
-            fit(toy_nets(0), _signal_at_step(1, signal.SIGUSR2, toy_recipe()), toy_data(), **FIT,
-                save_checkpoint=saved.append)  # fmt: skip
+            fit(
+                toy_nets(0),
+                _signal_at_step(1, signal.SIGUSR2, toy_recipe()),
+                toy_data(),
+                **FIT,
+                save_checkpoint=saved.append,
+            )
         assert seen == [signal.SIGUSR2] and [p["step"] for p in saved] == [1]
     finally:
         signal.signal(signal.SIGUSR2, previous)
@@ -200,14 +225,30 @@ def test_signal_is_handed_on_to_the_handler_installed_before():
 # Real CLI: SIGKILL and SIGTERM, then the same command again
 
 ZOO = [sys.executable, "-m", "zoo.cli", "run"]
-TINY = ["train.batch_size=2", "train.log_every=1", "train.threads=1", "train.progress=false", "data.patch_size=32",
-        "data.eval_count=1", "data.eval_height=32", "data.eval_width=48"]  # fmt: skip
+TINY = [
+    "train.batch_size=2",
+    "train.log_every=1",
+    "train.threads=1",
+    "train.progress=false",
+    "data.patch_size=32",
+    "data.eval_count=1",
+    "data.eval_height=32",
+    "data.eval_width=48",
+]
 ENV = {**os.environ, "OPENCV_IO_ENABLE_OPENEXR": "1", "HYDRA_FULL_ERROR": "0"}
 
 
 def run_args(model: str, steps: int, every: int, out: Path) -> list[str]:
-    return [*ZOO, f"model={model}", f"train.steps={steps}", f"train.checkpoint_every={every}", *TINY,
-            f"results_dir={out}/runs", f"checkpoint_dir={out}/ck", f"hydra.run.dir={out}/hydra"]  # fmt: skip
+    return [
+        *ZOO,
+        f"model={model}",
+        f"train.steps={steps}",
+        f"train.checkpoint_every={every}",
+        *TINY,
+        f"results_dir={out}/runs",
+        f"checkpoint_dir={out}/ck",
+        f"hydra.run.dir={out}/hydra",
+    ]
 
 
 def finished(out: Path) -> tuple[dict, dict]:
@@ -254,8 +295,9 @@ HDRUNET_STEPS = 10  # a step takes >= 0.1 s: the interruptions below land well b
 @pytest.fixture(scope="module")
 def hdrunet_reference(tmp_path_factory):
     out = tmp_path_factory.mktemp("uninterrupted")
-    proc = subprocess.run(run_args("hdrunet", HDRUNET_STEPS, 2, out), cwd=out, env=ENV, capture_output=True, text=True,
-                          timeout=300)  # fmt: skip
+    proc = subprocess.run(
+        run_args("hdrunet", HDRUNET_STEPS, 2, out), cwd=out, env=ENV, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return finished(out)
 
@@ -296,8 +338,14 @@ def test_sigterm_checkpoints_the_current_step_and_exits_75_then_resumes(tmp_path
 def test_twostage_gan_sigkill_then_rerun_equals_uninterrupted_run(tmp_path):
     """Three optimisers and a discriminator (aux module) through the real CLI (~2 min on 2 cores)."""
     (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
-    ref = subprocess.run(run_args("twostage", 4, 1, tmp_path / "a"), cwd=tmp_path / "a", env=ENV, capture_output=True,
-                         text=True, timeout=600)  # fmt: skip
+    ref = subprocess.run(
+        run_args("twostage", 4, 1, tmp_path / "a"),
+        cwd=tmp_path / "a",
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert ref.returncode == 0, ref.stderr[-3000:]
     args = run_args("twostage", 4, 1, tmp_path / "b")
     code, _, checkpoint = start_and_interrupt(args, tmp_path / "b", signal.SIGKILL, delay=0.0)

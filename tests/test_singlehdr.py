@@ -23,17 +23,40 @@ from zoo.recipe import StepContext
 from zoo.tf_compat import CURVE_SAMPLES, apply_rf
 from zoo.weights import load_weights
 
-SUBNET_PARAMS = {"dequantization": 1_999_779, "linearization": 1_200_971, "hallucination": 24_569_118,
-                 "refinement": 1_266_947}  # fmt: skip
+SUBNET_PARAMS = {
+    "dequantization": 1_999_779,
+    "linearization": 1_200_971,
+    "hallucination": 24_569_118,
+    "refinement": 1_266_947,
+}
 FULL_TOLERANCES = {  # docs/models.md
-    "deq_raw": 1e-5, "C": 1e-5, "lin_feature_512": 1e-5, "lin_pca_w_11": 1e-5, "invcrf_before_increase": 1e-5,
-    "invcrf": 2e-5, "B": 2e-5, "alpha": 2e-4, "hal_vgg_pool5": 2e-4, "hal_h6_relu": 2e-4, "hal_raw": 2e-4,
-    "A": 2e-4, "ref_raw": 2e-4, "output": 2e-4,
-}  # fmt: skip
+    "deq_raw": 1e-5,
+    "C": 1e-5,
+    "lin_feature_512": 1e-5,
+    "lin_pca_w_11": 1e-5,
+    "invcrf_before_increase": 1e-5,
+    "invcrf": 2e-5,
+    "B": 2e-5,
+    "alpha": 2e-4,
+    "hal_vgg_pool5": 2e-4,
+    "hal_h6_relu": 2e-4,
+    "hal_raw": 2e-4,
+    "A": 2e-4,
+    "ref_raw": 2e-4,
+    "output": 2e-4,
+}
 LINEARIZATION_TOLERANCES = {
-    "features_102": 1e-5, "conv1_out": 1e-5, "pool1_out": 1e-5, "res2c_relu": 1e-4, "res3b_relu": 1e-4,
-    "feature_512": 1e-5, "pca_w_11": 1e-5, "invcrf_before_increase": 1e-5, "invcrf": 2e-5, "B_linear": 2e-5,
-}  # fmt: skip
+    "features_102": 1e-5,
+    "conv1_out": 1e-5,
+    "pool1_out": 1e-5,
+    "res2c_relu": 1e-4,
+    "res3b_relu": 1e-4,
+    "feature_512": 1e-5,
+    "pca_w_11": 1e-5,
+    "invcrf_before_increase": 1e-5,
+    "invcrf": 2e-5,
+    "B_linear": 2e-5,
+}
 TEACHER_FORCED_ATOL = 2e-5
 
 
@@ -177,9 +200,13 @@ def test_full_fixture_end_to_end(full_fixture, fixture_model):
         out = fixture_model.run(nchw(d["input"]), taps)
         output = fixture_model(nchw(d["input"]))  # the public contract (no padding at pad_border=0 and 64×96)
     out["alpha"] = out["alpha"].expand(-1, 3, -1, -1)
-    out.update(lin_feature_512=taps["feature_512"], lin_pca_w_11=taps["pca_w_11"],
-               invcrf_before_increase=taps["invcrf_before_increase"], hal_vgg_pool5=taps["hal_vgg_pool5"],
-               hal_h6_relu=taps["hal_h6_relu"])  # fmt: skip
+    out.update(
+        lin_feature_512=taps["feature_512"],
+        lin_pca_w_11=taps["pca_w_11"],
+        invcrf_before_increase=taps["invcrf_before_increase"],
+        hal_vgg_pool5=taps["hal_vgg_pool5"],
+        hal_h6_relu=taps["hal_h6_relu"],
+    )
     errors = {k: max_abs(out[k], nchw(d[k])) for k in FULL_TOLERANCES}
     print("full model max-abs:", errors)
     assert all(errors[k] <= tol for k, tol in FULL_TOLERANCES.items()), errors
@@ -483,7 +510,9 @@ def test_recipe_with_vgg_weights_uses_the_perceptual_term(small_model, random_vg
 
 
 def test_hallucination_encoder_from_vgg_file(random_vgg_file):
-    model = zoo.create_model("singlehdr", refinement=False, vgg16_encoder=str(random_vgg_file), vgg16_convention="caffe")
+    model = zoo.create_model(
+        "singlehdr", refinement=False, vgg16_encoder=str(random_vgg_file), vgg16_convention="caffe"
+    )
     encoder = model.hallucination.encoder
     state = torch.load(random_vgg_file, weights_only=True)
     assert torch.equal(encoder.h5.conv_3.weight, state["features.28.weight"])
@@ -491,8 +520,9 @@ def test_hallucination_encoder_from_vgg_file(random_vgg_file):
     x = torch.rand(1, 3, 12, 12)
     caffe_input = vgg_input(x, "caffe")
     folded = encoder.h1.conv_1(caffe_input)
-    reference = torch.nn.functional.conv2d(vgg_input(x, "torchvision"), state["features.0.weight"],
-                                           state["features.0.bias"], padding=1)  # fmt: skip
+    reference = torch.nn.functional.conv2d(
+        vgg_input(x, "torchvision"), state["features.0.weight"], state["features.0.bias"], padding=1
+    )
     torch.testing.assert_close(folded[..., 1:-1, 1:-1], reference[..., 1:-1, 1:-1], atol=1e-4, rtol=1e-4)
     assert torch.equal(encoder.h2.conv_1.weight, state["features.5.weight"])
 

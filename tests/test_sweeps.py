@@ -25,8 +25,14 @@ from zoo.run import config_dict
 CONF = Path(__file__).resolve().parents[1] / "conf"
 SWEEPS = sorted(p.stem for p in (CONF / "sweep").glob("*.yaml"))
 ENV = {**os.environ, "OPENCV_IO_ENABLE_OPENEXR": "1", "HYDRA_FULL_ERROR": "0"}
-TINY = ["train.steps=2", "train.batch_size=2", "data.eval_count=1", "data.eval_height=32", "data.eval_width=48",
-        "data.patch_size=32"]  # fmt: skip
+TINY = [
+    "train.steps=2",
+    "train.batch_size=2",
+    "data.eval_count=1",
+    "data.eval_height=32",
+    "data.eval_width=48",
+    "data.patch_size=32",
+]
 
 
 @pytest.fixture
@@ -120,9 +126,11 @@ def test_official_variants_reuse_the_zoo_runs(hydra_conf):
     def rid(*overrides):
         return run_id(config_dict(compose_run(*overrides, *budget)[0]))
 
-    shared = {"ablation_hdrunet_loss": ("hdrunet_loss_tanh_l1", "hdrunet"),
-              "ablation_hdrunet_modules": ("hdrunet_modules_full", "hdrunet"),
-              "ablation_twostage_stages": ("twostage_stages_both", "twostage")}  # fmt: skip
+    shared = {
+        "ablation_hdrunet_loss": ("hdrunet_loss_tanh_l1", "hdrunet"),
+        "ablation_hdrunet_modules": ("hdrunet_modules_full", "hdrunet"),
+        "ablation_twostage_stages": ("twostage_stages_both", "twostage"),
+    }
     for sweep, (variant, model) in shared.items():
         zoo_rid = rid("sweep=zoo", f"model={model}")
         assert rid(f"sweep={sweep}", f"+variant={variant}") == zoo_rid
@@ -145,13 +153,22 @@ def test_launchers_for_clusters_compose(hydra_conf):
 
 
 def zoo(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "zoo.cli", *args], cwd=cwd, env=ENV, capture_output=True, text=True,
-                          timeout=timeout)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "zoo.cli", *args], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def multirun(tmp: Path, *overrides: str) -> subprocess.CompletedProcess:
-    return zoo("run", "sweep=smoke", *TINY, f"results_dir={tmp}/runs", f"checkpoint_dir={tmp}/ck",
-               f"hydra.sweep.dir={tmp}/sweep", *overrides, cwd=tmp)  # fmt: skip
+    return zoo(
+        "run",
+        "sweep=smoke",
+        *TINY,
+        f"results_dir={tmp}/runs",
+        f"checkpoint_dir={tmp}/ck",
+        f"hydra.sweep.dir={tmp}/sweep",
+        *overrides,
+        cwd=tmp,
+    )
 
 
 def rows_in(folder: Path) -> dict[str, dict]:

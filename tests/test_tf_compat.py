@@ -45,10 +45,19 @@ def test_resize_bilinear_rule_and_difference_from_pytorch():
     assert (half_pixel - out).abs().max() > 1e-2  # the PyTorch default samples elsewhere
 
 
-@pytest.mark.parametrize(("size", "kernel", "stride", "expected"), [
-    (64, 7, 2, (2, 3)), (45, 7, 2, (3, 3)), (32, 3, 2, (0, 1)), (23, 3, 2, (1, 1)),
-    (16, 1, 2, (0, 0)), (17, 1, 2, (0, 0)), (24, 3, 1, (1, 1)), (5, 2, 2, (0, 1)),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("size", "kernel", "stride", "expected"),
+    [
+        (64, 7, 2, (2, 3)),
+        (45, 7, 2, (3, 3)),
+        (32, 3, 2, (0, 1)),
+        (23, 3, 2, (1, 1)),
+        (16, 1, 2, (0, 0)),
+        (17, 1, 2, (0, 0)),
+        (24, 3, 1, (1, 1)),
+        (5, 2, 2, (0, 1)),
+    ],
+)
 def test_same_padding_puts_the_extra_pixel_after(size, kernel, stride, expected):
     assert tc.same_padding(size, kernel, stride) == expected
     before, after = expected

@@ -21,8 +21,9 @@ def psnr(reference: torch.Tensor, result: torch.Tensor) -> float:
     return math.inf if mse == 0 else 10 * math.log10(peak**2 / mse)
 
 
-@pytest.mark.parametrize("height,width,tile,halo",
-                         [(97, 141, 32, 12), (64, 64, 64, 8), (260, 36, 20, 0), (5, 300, 4, 30)])  # fmt: skip
+@pytest.mark.parametrize(
+    "height,width,tile,halo", [(97, 141, 32, 12), (64, 64, 64, 8), (260, 36, 20, 0), (5, 300, 4, 30)]
+)
 def test_cores_partition_the_image_and_equal_windows_add_the_halo(height, width, tile, halo):
     plan = tiling.TilePlan(tile, tile, halo, align=1)
     covered = torch.zeros(height, width, dtype=torch.int32)
@@ -42,8 +43,14 @@ def test_cores_partition_the_image_and_equal_windows_add_the_halo(height, width,
 
 def test_receptive_field_of_a_known_network():
     # three 3×3 convs and a 5×5 conv: radius 1 + 1 + 1 + 2 = 5
-    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1), nn.Tanh(),
-                        nn.Conv2d(4, 4, 3, padding=1), nn.Conv2d(4, 3, 5, padding=2))  # fmt: skip
+    net = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(4, 4, 3, padding=1),
+        nn.Tanh(),
+        nn.Conv2d(4, 4, 3, padding=1),
+        nn.Conv2d(4, 3, 5, padding=2),
+    )
     field = tiling.receptive_field(net)
     assert field.exact == 5 and 0 <= field.effective <= 5
 

@@ -65,8 +65,9 @@ def test_recalibrated_batchnorm_makes_eval_output_match_training():
         trained = model.train()(batch["ldr"])
         before = model.eval()(batch["ldr"])
     assert (before - trained).abs().max() > 0.1  # the running stats are still near their initial (0, 1)
-    layers = recalibrate_batchnorm(model, data, batches=1, batch_size=4, seed=0, start_step=5,
-                                   device=torch.device("cpu"))  # fmt: skip
+    layers = recalibrate_batchnorm(
+        model, data, batches=1, batch_size=4, seed=0, start_step=5, device=torch.device("cpu")
+    )
     with torch.no_grad():
         after = model.eval()(batch["ldr"])
     assert layers == 1 and model.bn.momentum == 0.001  # momentum put back
@@ -77,12 +78,30 @@ def test_singlehdr_run_recalibrates_batchnorm(tmp_path):
     """Through zoo run: the saved SingleHDR weights carry statistics recomputed on training batches, so its
     Linearization-Net's BN no longer holds the initial (0, 1) after a 3-step run."""
     proc = subprocess.run(
-        [sys.executable, "-m", "zoo.cli", "run", "model=singlehdr", "train.steps=3", "train.batch_size=2",
-         "train.threads=2", "train.progress=false", "data.patch_size=32", "data.eval_count=1", "data.eval_height=32",
-         "data.eval_width=32", "train.bn_recalibration_batches=2", f"results_dir={tmp_path / 'runs'}",
-         f"checkpoint_dir={tmp_path / 'ckpt'}", f"hydra.run.dir={tmp_path / 'hydra'}"],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "zoo.cli",
+            "run",
+            "model=singlehdr",
+            "train.steps=3",
+            "train.batch_size=2",
+            "train.threads=2",
+            "train.progress=false",
+            "data.patch_size=32",
+            "data.eval_count=1",
+            "data.eval_height=32",
+            "data.eval_width=32",
+            "train.bn_recalibration_batches=2",
+            f"results_dir={tmp_path / 'runs'}",
+            f"checkpoint_dir={tmp_path / 'ckpt'}",
+            f"hydra.run.dir={tmp_path / 'hydra'}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "recomputed the running statistics of" in proc.stdout + proc.stderr
     (weights,) = (tmp_path / "ckpt").glob("*/model.pt")
@@ -114,8 +133,10 @@ def test_train_paper_composes_to_the_recipe_schedule():
     assert (cfg.train.steps, cfg.train.batch_size) == (None, None)
 
 
-@pytest.mark.parametrize("key,value,message", [("steps", -1, "train.steps: expected >= 0"),
-                                               ("batch_size", 0, "train.batch_size: expected >= 1")])
+@pytest.mark.parametrize(
+    "key,value,message",
+    [("steps", -1, "train.steps: expected >= 0"), ("batch_size", 0, "train.batch_size: expected >= 1")],
+)
 def test_bad_steps_and_batch_size_are_one_line_errors(key, value, message):
     cfg = RunConfig()
     setattr(cfg.train, key, value)
@@ -124,9 +145,22 @@ def test_bad_steps_and_batch_size_are_one_line_errors(key, value, message):
 
 
 def test_cli_refuses_negative_steps_without_writing_an_ok_row(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "zoo.cli", "run", "model=hdrunet", "train.steps=-5",
-                           f"results_dir={tmp_path}", f"hydra.run.dir={tmp_path / 'h'}"], cwd=REPO,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "zoo.cli",
+            "run",
+            "model=hdrunet",
+            "train.steps=-5",
+            f"results_dir={tmp_path}",
+            f"hydra.run.dir={tmp_path / 'h'}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 2
     assert "error: train.steps: expected >= 0 (0 = no training), got -5" in proc.stderr
     assert not [p for p in tmp_path.glob("*.json") if '"status": "ok"' in p.read_text()]
@@ -136,8 +170,16 @@ def _tiny_fit(**kwargs):
     torch.manual_seed(0)
     nets = nn.ModuleDict({"model": zoo.create_model("hdrunet", nf=8)})
     data = build_dataset(DataConfig(train_length=8, patch_size=16), "train")
-    return fit(nets, zoo.get_spec("hdrunet").recipe(), data, total_steps=4, batch_size=2, seed=0,
-               device=torch.device("cpu"), **kwargs)  # fmt: skip
+    return fit(
+        nets,
+        zoo.get_spec("hdrunet").recipe(),
+        data,
+        total_steps=4,
+        batch_size=2,
+        seed=0,
+        device=torch.device("cpu"),
+        **kwargs,
+    )
 
 
 def test_a_log_line_every_log_every_steps_without_the_bar(caplog):

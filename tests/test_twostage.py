@@ -284,11 +284,15 @@ def test_one_training_step_updates_every_trained_network(stages):
     recipe = zoo.get_spec("twostage").recipe(stages=stages)
     nets = _nets(stages, recipe)
     model = nets["model"]
-    groups = {"stage1": getattr(model, "stage1", None), "stage2": getattr(model, "stage2", None),
-              "discriminator": nets["discriminator"] if "discriminator" in nets else None}
+    groups = {
+        "stage1": getattr(model, "stage1", None),
+        "stage2": getattr(model, "stage2", None),
+        "discriminator": nets["discriminator"] if "discriminator" in nets else None,
+    }
     before = {name: [p.detach().clone() for p in m.parameters()] for name, m in groups.items() if m is not None}
-    state = fit(nets, recipe, _TinyDataset(), total_steps=1, batch_size=2, seed=0, device=torch.device("cpu"),
-                log_every=1)
+    state = fit(
+        nets, recipe, _TinyDataset(), total_steps=1, batch_size=2, seed=0, device=torch.device("cpu"), log_every=1
+    )
     assert state.step == 1
     for name, params in before.items():
         after = list(groups[name].parameters())

@@ -20,25 +20,54 @@ BROWSER = shutil.which("chromium") or shutil.which("chromium-browser") or shutil
 def page(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("page")
     zoo = [sys.executable, "-m", "zoo.cli"]
-    proc = subprocess.run([*zoo, "eval", "-m", "model=identity,landis", "data=synthetic", "data.eval_count=2",
-                           f"results_dir={out}/runs", f"hydra.sweep.dir={out}/hydra"], cwd=REPO, env=ENV,
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    proc = subprocess.run(
+        [
+            *zoo,
+            "eval",
+            "-m",
+            "model=identity,landis",
+            "data=synthetic",
+            "data.eval_count=2",
+            f"results_dir={out}/runs",
+            f"hydra.sweep.dir={out}/hydra",
+        ],
+        cwd=REPO,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    proc = subprocess.run([*zoo, "report", "--runs", str(out / "runs"), "--out", str(out / "report"), "--no-plots"],
-                          cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)  # fmt: skip
+    proc = subprocess.run(
+        [*zoo, "report", "--runs", str(out / "runs"), "--out", str(out / "report"), "--no-plots"],
+        cwd=REPO,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return out / "report" / "index.html"
 
 
 def test_the_page_is_self_contained(page):
     text = page.read_text()
-    assert "<canvas class=\"hdr\"" in text and text.count("data:image/png;base64,") == 2 * 4  # 2 images × 4 panels
+    assert '<canvas class="hdr"' in text and text.count("data:image/png;base64,") == 2 * 4  # 2 images × 4 panels
     assert "http://" not in text and "https://" not in text and 'src="runs/' not in text  # nothing to fetch
 
 
 def screenshot(page: Path, fragment: str, path: Path) -> np.ndarray:
-    command = [BROWSER, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1000,1100",
-               "--virtual-time-budget=5000", f"--screenshot={path}", f"file://{page}#{fragment}"]  # fmt: skip
+    command = [
+        BROWSER,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        "--window-size=1000,1100",
+        "--virtual-time-budget=5000",
+        f"--screenshot={path}",
+        f"file://{page}#{fragment}",
+    ]
     proc = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and path.is_file(), proc.stderr[-2000:]
     return cv2.imread(str(path)).astype(np.float32)

@@ -119,8 +119,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
         spec = zoo.get_spec(name)
         kind = "baseline" if spec.is_baseline else "model"
         weights = "-" if spec.is_baseline else ("pretrained" if name in shipped else "no weights")
-        print(f"{name:14s} {kind:8s} {weights:10s} output={spec.output_domain:15s} multiple={spec.size_multiple:<3d} "
-              f"{spec.paper}")
+        print(
+            f"{name:14s} {kind:8s} {weights:10s} output={spec.output_domain:15s} multiple={spec.size_multiple:<3d} "
+            f"{spec.paper}"
+        )
     return 0
 
 
@@ -129,8 +131,17 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
     report = score_folders(args.reference_dir, args.result_dir)
     if args.json:
-        print(json.dumps({"mean": report.means(), "per_image": report.per_image, "missing": report.missing,
-                          "extra": report.extra}, indent=1))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "mean": report.means(),
+                    "per_image": report.per_image,
+                    "missing": report.missing,
+                    "extra": report.extra,
+                },
+                indent=1,
+            )
+        )
     else:
         for image_id, values in report.per_image.items():
             print(image_id, " ".join(f"{k}={v:.4f}" for k, v in values.items()))
@@ -170,10 +181,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"hdr-zoo {zoo_version()}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="train + evaluate (Hydra app: `zoo run model=hdrunet train=smoke`, `-m` for sweeps)",
-                   add_help=False)  # fmt: skip
-    sub.add_parser("eval", help="evaluate models/checkpoints without training (Hydra app: `zoo eval model=hdrunet "
-                   "data=real`, `-m` for a models × datasets matrix)", add_help=False)  # fmt: skip
+    sub.add_parser(
+        "run", help="train + evaluate (Hydra app: `zoo run model=hdrunet train=smoke`, `-m` for sweeps)", add_help=False
+    )
+    sub.add_parser(
+        "eval",
+        help="evaluate models/checkpoints without training (Hydra app: `zoo eval model=hdrunet "
+        "data=real`, `-m` for a models × datasets matrix)",
+        add_help=False,
+    )
     sub.add_parser("list", help="list registered models and which have shipped weights").set_defaults(func=_cmd_list)
 
     score = sub.add_parser("score", help="score NTIRE-format results against references, pairing by image ID")
@@ -192,8 +208,11 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("kind", choices=["singlehdr-tf", "twostage-official"])
     convert.add_argument("source", help="official checkpoint (TF checkpoint prefix, or the two-stage .pth)")
     convert.add_argument("out", help="output .pt path")
-    convert.add_argument("--trust", action="store_true",
-                         help="two-stage only: allow unpickling the official file (do this only for files you trust)")
+    convert.add_argument(
+        "--trust",
+        action="store_true",
+        help="two-stage only: allow unpickling the official file (do this only for files you trust)",
+    )
     convert.set_defaults(func=_cmd_convert)
 
     try:

@@ -23,8 +23,9 @@ log = logging.getLogger(__name__)
 NTIRE_FRAME = (1060, 1900)  # height, width of an NTIRE 2021 frame: the size GMACs are quoted at
 
 
-def gmacs(name: str, args: dict[str, Any] | None = None, height: int = NTIRE_FRAME[0],
-          width: int = NTIRE_FRAME[1]) -> float:  # fmt: skip
+def gmacs(
+    name: str, args: dict[str, Any] | None = None, height: int = NTIRE_FRAME[0], width: int = NTIRE_FRAME[1]
+) -> float:
     """Giga multiply-accumulates of one forward pass of ``create_model(name, **args)`` on a 1×3×height×width input;
     NaN (with a logged warning) when the model cannot run on the meta device."""
     return _cached(name, json.dumps(args or {}, sort_keys=True, default=str), height, width)

@@ -53,7 +53,9 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     seed: int = 0
-    results_dir: str = "outputs/runs"  # one row file per run; relative to the working directory (make results: results/runs)
+    results_dir: str = (
+        "outputs/runs"  # one row file per run; relative to the working directory (make results: results/runs)
+    )
     checkpoint_dir: str = "outputs/checkpoints"  # <dir>/<run_id>/: resume state and final weights
     force: bool = False  # rerun even if a row for this config already exists
     tag: str = ""  # free text copied into the row (e.g. an ablation label); not part of the run id

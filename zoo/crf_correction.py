@@ -26,9 +26,7 @@ L_MIN, L_MAX = 0.005, 1e4  # cd/m²
 DEGREE = 3
 CHROMA_LAMBDA = 0.01
 # Rec. 709 primaries, D65 white (the matrix of the original correction)
-RGB_TO_XYZ = np.array([[0.412424, 0.357579, 0.180464],
-                       [0.212656, 0.715158, 0.072186],
-                       [0.019332, 0.119193, 0.950444]])  # fmt: skip
+RGB_TO_XYZ = np.array([[0.412424, 0.357579, 0.180464], [0.212656, 0.715158, 0.072186], [0.019332, 0.119193, 0.950444]])
 XYZ_TO_RGB = np.linalg.inv(RGB_TO_XYZ)
 UV_SCALE = 410.0 / 255.0
 XYZ_RANGE = (1e-4, 1e8)
@@ -61,8 +59,9 @@ def yuv_to_rgb(yuv: np.ndarray) -> np.ndarray:
     u, v = yuv[..., 1] / UV_SCALE, yuv[..., 2] / UV_SCALE
     denominator = 6 * u - 16 * v + 12
     x, y = 9 * u / denominator, 4 * v / denominator
-    xyz = np.stack([np.clip(x / y * luminance, *XYZ_RANGE), luminance,
-                    np.clip((1 - x - y) / y * luminance, *XYZ_RANGE)], axis=-1)  # fmt: skip
+    xyz = np.stack(
+        [np.clip(x / y * luminance, *XYZ_RANGE), luminance, np.clip((1 - x - y) / y * luminance, *XYZ_RANGE)], axis=-1
+    )
     return np.maximum(xyz @ XYZ_TO_RGB.T, 0)
 
 

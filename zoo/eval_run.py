@@ -52,9 +52,12 @@ def resolve_weights(cfg: EvalConfig) -> tuple[Path | None, str]:
 def eval_config(cfg: EvalConfig, weights_sha256: str) -> dict[str, Any]:
     """What the row's metrics depend on (its id is a hash of this)."""
     data = {k: v for k, v in dataclasses.asdict(cfg.data).items() if k not in TRAIN_ONLY_KEYS}
-    return {"kind": "eval", "model": {"name": cfg.model.name, "args": dict(cfg.model.args),
-                                      "weights_sha256": weights_sha256},
-            "data": data, "seed": cfg.seed}  # fmt: skip
+    return {
+        "kind": "eval",
+        "model": {"name": cfg.model.name, "args": dict(cfg.model.args), "weights_sha256": weights_sha256},
+        "data": data,
+        "seed": cfg.seed,
+    }
 
 
 def eval_id(config: dict[str, Any]) -> str:
@@ -88,9 +91,20 @@ def eval_run(cfg: EvalConfig) -> dict[str, Any]:
         if prior.get("status") == "ok":
             log.info("%s: already evaluated (%s); skipping (force=true re-evaluates)", rid, existing)
             return prior
-    base = {"run_id": rid, "format": EVAL_FORMAT, "model": cfg.model.name, "data": cfg.data.name, "seed": cfg.seed,
-            "tag": tag, "tags": [tag], "config": config, "weights": str(path) if path else "",
-            "weights_kind": kind, "weights_sha256": sha, "git_commit": results.git_commit()}  # fmt: skip
+    base = {
+        "run_id": rid,
+        "format": EVAL_FORMAT,
+        "model": cfg.model.name,
+        "data": cfg.data.name,
+        "seed": cfg.seed,
+        "tag": tag,
+        "tags": [tag],
+        "config": config,
+        "weights": str(path) if path else "",
+        "weights_kind": kind,
+        "weights_sha256": sha,
+        "git_commit": results.git_commit(),
+    }
     results_dir = Path(cfg.results_dir)
     check_writable(cfg.results_dir, "results_dir")
     tic = time.perf_counter()
@@ -108,10 +122,20 @@ def eval_run(cfg: EvalConfig) -> dict[str, Any]:
     model = model.to(device).eval()
     evaluation = evaluate_split(model, spec, cfg.data, device, results.row_path(results_dir, rid))
     images = evaluation.pop("images")
-    row = {**base, **evaluation, "status": "ok", "error": "",
-           "params": sum(p.numel() for p in model.parameters()), "steps": _trained_steps(checkpoint),
-           "device": str(device), "threads": torch.get_num_threads(), "host": platform.node(),
-           "torch": torch.__version__, "wall_seconds": time.perf_counter() - tic, "images": images}  # fmt: skip
+    row = {
+        **base,
+        **evaluation,
+        "status": "ok",
+        "error": "",
+        "params": sum(p.numel() for p in model.parameters()),
+        "steps": _trained_steps(checkpoint),
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "host": platform.node(),
+        "torch": torch.__version__,
+        "wall_seconds": time.perf_counter() - tic,
+        "images": images,
+    }
     written = results.write_row(results_dir, row)
     log.info("wrote %s", written)
     return row

@@ -29,8 +29,14 @@ def predict_ntire(model: nn.Module, spec: ModelSpec, ldr: torch.Tensor) -> torch
     return to_ntire(model(ldr), spec.output_domain)
 
 
-def evaluate(model: nn.Module, spec: ModelSpec, dataset, device: torch.device, crops: list[np.ndarray] | None = None,
-             first: list[np.ndarray] | None = None) -> list[dict[str, Any]]:  # fmt: skip
+def evaluate(
+    model: nn.Module,
+    spec: ModelSpec,
+    dataset,
+    device: torch.device,
+    crops: list[np.ndarray] | None = None,
+    first: list[np.ndarray] | None = None,
+) -> list[dict[str, Any]]:
     """Per-image rows: the image id, its degradation parameters (``dataset.describe``), every metric, seconds, and
     the reference's μ-law normalisation (``mu_norm``, so a viewer can tone-map crops as PSNR-μ sees them). With
     ``crops`` (a list), each image's linear [input | prediction | reference] highlight crop is appended to it; with
@@ -46,8 +52,14 @@ def evaluate(model: nn.Module, spec: ModelSpec, dataset, device: torch.device, c
         result = prediction[0].permute(1, 2, 0).float().cpu().numpy()
         reference = sample["target"].permute(1, 2, 0).numpy().astype(np.float32)
         described = dataset.describe(index) if hasattr(dataset, "describe") else {"id": str(index)}
-        rows.append({"image": str(described.get("id", index)), **metrics.compute_all(reference, result),
-                     "seconds": seconds, "mu_norm": metrics.mu_norm(reference)})  # fmt: skip
+        rows.append(
+            {
+                "image": str(described.get("id", index)),
+                **metrics.compute_all(reference, result),
+                "seconds": seconds,
+                "mu_norm": metrics.mu_norm(reference),
+            }
+        )
         ldr_image = sample["ldr"].permute(1, 2, 0).numpy()
         if crops is not None:
             crops.append(hdr_strip(ldr_image, reference, result))
@@ -56,8 +68,9 @@ def evaluate(model: nn.Module, spec: ModelSpec, dataset, device: torch.device, c
     return rows
 
 
-def evaluate_split(model: nn.Module, spec: ModelSpec, data: DataConfig, device: torch.device,
-                   preview_for: Path | None = None) -> dict[str, Any]:  # fmt: skip
+def evaluate_split(
+    model: nn.Module, spec: ModelSpec, data: DataConfig, device: torch.device, preview_for: Path | None = None
+) -> dict[str, Any]:
     """Score ``model`` on the frozen eval split of ``data``: the row fields shared by ``zoo run`` and ``zoo eval``
     (mean of every metric, per-image metrics with each image's degradation record, timing, protocol). With
     ``preview_for`` (a row path), a preview image of the first evaluation image is written beside it."""
@@ -94,8 +107,10 @@ def check_complete(images: list[dict[str, Any]], metric_names: list[str]) -> Non
         raise ZooError("the evaluation split is empty; expected at least one image (data.eval_count)")
     bad = [im["image"] for im in images if any(isinstance(im[n], float) and math.isnan(im[n]) for n in metric_names)]
     if bad:
-        raise ZooError(f"evaluation incomplete: {len(bad)} of {len(images)} images gave NaN metrics (first: {bad[0]}); "
-                       f"the model's predictions are not finite, so no metrics are written")  # fmt: skip
+        raise ZooError(
+            f"evaluation incomplete: {len(bad)} of {len(images)} images gave NaN metrics (first: {bad[0]}); "
+            f"the model's predictions are not finite, so no metrics are written"
+        )
 
 
 def finite_mean(values: list[float]) -> float:

@@ -41,8 +41,10 @@ def create_model_from_checkpoint(path: str | Path, **overrides: Any) -> nn.Modul
     source = read_checkpoint(path)
     found = checkpoint_architecture(source, str(path))
     if found is None:
-        raise ZooError(f"{path}: not a zoo checkpoint (an official layout names no model); use "
-                       "zoo.create_model(name) and zoo.load_weights(model, path)")  # fmt: skip
+        raise ZooError(
+            f"{path}: not a zoo checkpoint (an official layout names no model); use "
+            "zoo.create_model(name) and zoo.load_weights(model, path)"
+        )
     name, args = found
     model = create_model(name, **{**args, **overrides})
     return load_weights(model, source, origin=str(path))

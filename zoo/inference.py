@@ -52,8 +52,9 @@ class InferenceModel(nn.Module):
     native output (float32, contiguous NCHW), computed in inference mode, channels-last and (optionally) under
     autocast. ``wrapped`` is the prepared module itself (gradient probes in ``zoo.tiling`` use it)."""
 
-    def __init__(self, model: nn.Module, channels_last: bool = True, precision: str = "float32",
-                 traced: nn.Module | None = None):  # fmt: skip
+    def __init__(
+        self, model: nn.Module, channels_last: bool = True, precision: str = "float32", traced: nn.Module | None = None
+    ):
         super().__init__()
         if precision not in PRECISIONS:
             raise ZooError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
@@ -117,8 +118,14 @@ def _trace_frozen(model: nn.Module, multiple: int, device: torch.device, channel
     return frozen
 
 
-def optimize_for_inference(model: nn.Module, *, channels_last: bool = True, precision: str = "float32",
-                           jit: bool = False, copy_model: bool = True) -> InferenceModel:  # fmt: skip
+def optimize_for_inference(
+    model: nn.Module,
+    *,
+    channels_last: bool = True,
+    precision: str = "float32",
+    jit: bool = False,
+    copy_model: bool = True,
+) -> InferenceModel:
     """Prepare ``model`` for inference: eval mode, no gradients, channels-last weights and inputs, optional autocast
     (``precision``) and optional frozen TorchScript (``jit``; used only where the trace holds at every size).
 
@@ -137,8 +144,9 @@ def optimize_for_inference(model: nn.Module, *, channels_last: bool = True, prec
     if jit:
         param = next(iter(prepared.parameters()), None)
         device = param.device if param is not None else torch.device("cpu")
-        traced = _trace_frozen(prepared, int(getattr(getattr(prepared, "zoo_spec", None), "size_multiple", 1)), device,
-                               channels_last)  # fmt: skip
+        traced = _trace_frozen(
+            prepared, int(getattr(getattr(prepared, "zoo_spec", None), "size_multiple", 1)), device, channels_last
+        )
     return InferenceModel(prepared, channels_last=channels_last, precision=precision, traced=traced)
 
 

@@ -172,8 +172,10 @@ def _check_header_size(path: Path) -> None:
     """Refuse an image whose header claims more than ``MAX_PIXELS`` before anything is allocated for it."""
     size = _header_size(path)
     if size is not None and (size[0] <= 0 or size[1] <= 0 or size[0] * size[1] > MAX_PIXELS):
-        raise ZooError(f"{path}: header says {size[0]}x{size[1]} pixels; expected a positive size of at most "
-                       f"{MAX_PIXELS} pixels")  # fmt: skip
+        raise ZooError(
+            f"{path}: header says {size[0]}x{size[1]} pixels; expected a positive size of at most "
+            f"{MAX_PIXELS} pixels"
+        )
 
 
 def _decode(path: Path, flags: int) -> np.ndarray:
@@ -234,8 +236,10 @@ def handle_negatives(image: np.ndarray, path: str | Path, policy: str) -> tuple[
     negative = image < 0
     count = int(np.count_nonzero(negative))
     if count and policy == "refuse":
-        raise ZooError(f"{path}: HDR image contains {count} negative values (min {float(image.min()):.4g}); "
-                       f"expected >= 0 (data.negative_values=clamp sets them to 0)")  # fmt: skip
+        raise ZooError(
+            f"{path}: HDR image contains {count} negative values (min {float(image.min()):.4g}); "
+            f"expected >= 0 (data.negative_values=clamp sets them to 0)"
+        )
     if count:
         image = np.maximum(image, 0, out=image if image.flags.writeable else None)
     return image, count

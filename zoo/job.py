@@ -69,8 +69,10 @@ def run_isolated(cfg: DictConfig, job_dir: Path) -> dict[str, Any] | None:
     row_path = results.row_path(run_cfg.results_dir, rid)
     if code < 0:
         name = signal.Signals(-code).name
-        error = (f"job process killed by {name} (signal {-code}); its last checkpoint is kept: rerun the sweep to "
-                 "resume it")  # fmt: skip
+        error = (
+            f"job process killed by {name} (signal {-code}); its last checkpoint is kept: rerun the sweep to "
+            "resume it"
+        )
         log.error("run %s failed: %s", rid, error)
         record_failure(run_cfg, error, time.perf_counter() - tic)
         return None

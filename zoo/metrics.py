@@ -37,8 +37,15 @@ NTIRE_PERCENTILE = 99
 NTIRE_MU = 5000.0
 
 # PU21 'banding_glare' parameters p1…p7 (Mantiuk & Azimi, PCS 2021; gfxdisp/pu21), and the luminance range it encodes.
-PU21_BANDING_GLARE = (0.353487901, 0.3734658629, 8.277049286e-05, 0.9062562627, 0.09150303166, 0.9099517204,
-                      596.3148142)
+PU21_BANDING_GLARE = (
+    0.353487901,
+    0.3734658629,
+    8.277049286e-05,
+    0.9062562627,
+    0.09150303166,
+    0.9099517204,
+    596.3148142,
+)
 PU21_MIN_LUMINANCE = 0.005  # cd/m²
 PU21_MAX_LUMINANCE = 10000.0  # cd/m²
 PU21_PSNR_PEAK = 256.0  # the peak used by pu21_metric.m: PU21 maps 100 cd/m² to ≈ 256
@@ -85,8 +92,10 @@ def _as_image(x: Image, name: str) -> np.ndarray:
     else:
         x = np.asarray(x)
         if not np.issubdtype(x.dtype, np.floating):
-            raise ZooError(f"{name}: expected float values in the NTIRE gamma encoding, got dtype {x.dtype} "
-                           "(a 16-bit NTIRE PNG must be divided by its alignratio first)")
+            raise ZooError(
+                f"{name}: expected float values in the NTIRE gamma encoding, got dtype {x.dtype} "
+                "(a 16-bit NTIRE PNG must be divided by its alignratio first)"
+            )
     if x.ndim != 3 or x.shape[-1] != 3:
         raise ZooError(f"{name}: expected an H×W×3 image (channels last), got shape {tuple(x.shape)}")
     return x.astype(np.float32, copy=False)
@@ -153,8 +162,10 @@ def _percentile(ref_linear: np.ndarray) -> np.floating:
     """99th percentile of the reference's linear values over all values: the μ-law's normalisation."""
     norm = np.percentile(ref_linear, NTIRE_PERCENTILE)
     if not norm > 0:
-        raise ZooError("reference: its 99th percentile is 0 (over 99 % of the values are black); the NTIRE mu-law "
-                       "tone map needs a positive percentile")
+        raise ZooError(
+            "reference: its 99th percentile is 0 (over 99 % of the values are black); the NTIRE mu-law "
+            "tone map needs a positive percentile"
+        )
     return norm
 
 
@@ -218,8 +229,10 @@ def ssim_mu(reference: Image, result: Image) -> float:
     """
     ref, res = _pair(reference, result)
     if min(ref.shape[:2]) < 2 * SSIM_RADIUS + 1:
-        raise ZooError(f"reference: SSIM needs images of at least {MIN_SIDE}×{MIN_SIDE} pixels, got "
-                       f"{ref.shape[0]}×{ref.shape[1]}")  # fmt: skip
+        raise ZooError(
+            f"reference: SSIM needs images of at least {MIN_SIDE}×{MIN_SIDE} pixels, got "
+            f"{ref.shape[0]}×{ref.shape[1]}"
+        )
     ref_linear = ref**NTIRE_GAMMA
     norm = _percentile(ref_linear)
     return ssim(_tonemap(ref_linear, norm), _tonemap(_linear(res), norm))
@@ -242,8 +255,9 @@ def pu21_encode(luminance: Image) -> Image:
     return np.maximum(p7 * (((p1 + p2 * y) / (1 + p3 * y)) ** p5 - p6), 0)
 
 
-def to_absolute(reference: Image, result: Image, peak_luminance: float = PU21_PEAK_LUMINANCE
-                ) -> tuple[np.ndarray, np.ndarray]:
+def to_absolute(
+    reference: Image, result: Image, peak_luminance: float = PU21_PEAK_LUMINANCE
+) -> tuple[np.ndarray, np.ndarray]:
     """Map NTIRE gamma-encoded (reference, result) to absolute linear luminance in cd/m² (float64, unclamped).
 
     Scale rule ``reference_peak``: both are linearised (x**2.24, result clamped ≥ 0) and multiplied by the same
@@ -280,9 +294,11 @@ def luminance(rgb: np.ndarray) -> np.ndarray:
 def _sihdr_scores(ref_abs: np.ndarray, res_abs: np.ndarray, suffix: str) -> dict[str, float]:
     """PU21-PSNR on RGB and on luminance, PU21-SSIM on luminance, of absolute (reference, result)."""
     pu_ref, pu_res = pu21_encode(luminance(ref_abs))[..., None], pu21_encode(luminance(res_abs))[..., None]
-    return {f"pu21_psnr_rgb{suffix}": _psnr(pu21_encode(ref_abs), pu21_encode(res_abs), peak=PU21_PSNR_PEAK),
-            f"pu21_psnr_y{suffix}": _psnr(pu_ref, pu_res, peak=PU21_PSNR_PEAK),
-            f"pu21_ssim_y{suffix}": ssim(pu_ref, pu_res, data_range=PU21_PSNR_PEAK)}  # fmt: skip
+    return {
+        f"pu21_psnr_rgb{suffix}": _psnr(pu21_encode(ref_abs), pu21_encode(res_abs), peak=PU21_PSNR_PEAK),
+        f"pu21_psnr_y{suffix}": _psnr(pu_ref, pu_res, peak=PU21_PSNR_PEAK),
+        f"pu21_ssim_y{suffix}": ssim(pu_ref, pu_res, data_range=PU21_PSNR_PEAK),
+    }
 
 
 def sihdr_metrics(reference: Image, result: Image, peak_luminance: float = PU21_PEAK_LUMINANCE) -> dict[str, float]:
@@ -296,8 +312,10 @@ def sihdr_metrics(reference: Image, result: Image, peak_luminance: float = PU21_
     """
     ref_abs, res_abs = to_absolute(reference, result, peak_luminance)
     if min(ref_abs.shape[:2]) < MIN_SIDE:
-        raise ZooError(f"reference: SSIM needs images of at least {MIN_SIDE}×{MIN_SIDE} pixels, got "
-                       f"{ref_abs.shape[0]}×{ref_abs.shape[1]}")  # fmt: skip
+        raise ZooError(
+            f"reference: SSIM needs images of at least {MIN_SIDE}×{MIN_SIDE} pixels, got "
+            f"{ref_abs.shape[0]}×{ref_abs.shape[1]}"
+        )
     if not np.isfinite(res_abs).all():
         return dict.fromkeys(SIHDR_KEYS, math.nan)
     return {**_sihdr_scores(ref_abs, res_abs, ""), **_sihdr_scores(ref_abs, crf_correct(ref_abs, res_abs), "_crf")}
@@ -333,18 +351,38 @@ METRICS: dict[str, Metric] = {
         Metric("psnr_l_ntire", psnr_l, "NTIRE 2021 PSNR-L (gamma-encoded, / max(reference))", "dB"),
         Metric("psnr_mu_ntire", psnr_mu, "NTIRE 2021 PSNR-mu (tanh mu-law, reference p99)", "dB"),
         Metric("ssim_mu_ntire", ssim_mu, "SSIM on the NTIRE 2021 mu-law tone-mapped images", ""),
-        Metric("pu21_psnr_rgb", pu21_psnr, "PU21-PSNR RGB, reference peak -> 4000 cd/m2, no CRF correction", "dB",
-               family="si-hdr"),
-        Metric("pu21_psnr_y", _sihdr("pu21_psnr_y"), "PU21-PSNR on luminance, no CRF correction", "dB",
-               family="si-hdr"),
-        Metric("pu21_ssim_y", _sihdr("pu21_ssim_y"), "PU21-SSIM on luminance, no CRF correction", "",
-               family="si-hdr"),
-        Metric("pu21_psnr_rgb_crf", _sihdr("pu21_psnr_rgb_crf"), "PU21-PSNR RGB after SI-HDR CRF correction", "dB",
-               family="si-hdr"),
-        Metric("pu21_psnr_y_crf", _sihdr("pu21_psnr_y_crf"), "PU21-PSNR luminance after SI-HDR CRF correction", "dB",
-               family="si-hdr"),
-        Metric("pu21_ssim_y_crf", _sihdr("pu21_ssim_y_crf"), "PU21-SSIM luminance after SI-HDR CRF correction", "",
-               family="si-hdr"),
+        Metric(
+            "pu21_psnr_rgb",
+            pu21_psnr,
+            "PU21-PSNR RGB, reference peak -> 4000 cd/m2, no CRF correction",
+            "dB",
+            family="si-hdr",
+        ),
+        Metric(
+            "pu21_psnr_y", _sihdr("pu21_psnr_y"), "PU21-PSNR on luminance, no CRF correction", "dB", family="si-hdr"
+        ),
+        Metric("pu21_ssim_y", _sihdr("pu21_ssim_y"), "PU21-SSIM on luminance, no CRF correction", "", family="si-hdr"),
+        Metric(
+            "pu21_psnr_rgb_crf",
+            _sihdr("pu21_psnr_rgb_crf"),
+            "PU21-PSNR RGB after SI-HDR CRF correction",
+            "dB",
+            family="si-hdr",
+        ),
+        Metric(
+            "pu21_psnr_y_crf",
+            _sihdr("pu21_psnr_y_crf"),
+            "PU21-PSNR luminance after SI-HDR CRF correction",
+            "dB",
+            family="si-hdr",
+        ),
+        Metric(
+            "pu21_ssim_y_crf",
+            _sihdr("pu21_ssim_y_crf"),
+            "PU21-SSIM luminance after SI-HDR CRF correction",
+            "",
+            family="si-hdr",
+        ),
     )
 }
 SIHDR_KEYS = tuple(name for name, m in METRICS.items() if m.family == "si-hdr")

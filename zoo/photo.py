@@ -68,8 +68,12 @@ def read_photo(path: str | Path) -> Photo:
         image = np.ascontiguousarray(ORIENT[orientation](image))
         log.info("%s: applied EXIF orientation %d", path, orientation)
     if profile and "srgb" not in profile.lower():
-        log.warning("%s: declares colour profile %r; the models expect sRGB, so its values are read as sRGB "
-                    "(colours may shift)", path, profile)  # fmt: skip
+        log.warning(
+            "%s: declares colour profile %r; the models expect sRGB, so its values are read as sRGB "
+            "(colours may shift)",
+            path,
+            profile,
+        )
     return Photo(image, orientation, bit_depth, profile)
 
 
@@ -88,8 +92,9 @@ def _open_pillow(path: Path):
         try:
             from pillow_heif import register_heif_opener
         except ImportError:
-            raise ZooError(f"{path}: reading HEIC/HEIF needs the optional extra: pip install 'hdr-zoo[photos]' "
-                           "(pillow-heif)") from None  # fmt: skip
+            raise ZooError(
+                f"{path}: reading HEIC/HEIF needs the optional extra: pip install 'hdr-zoo[photos]' " "(pillow-heif)"
+            ) from None
         register_heif_opener()
     try:
         return Image.open(path)

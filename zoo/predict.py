@@ -47,8 +47,14 @@ PREVIEW_SUFFIX = "_preview.png"
 MIN_TILE = 32  # px: smaller tiles are all halo (the receptive fields are 100s of px)
 
 
-def predict_image(model: nn.Module, ldr: np.ndarray, tile: int | None = None, budget_bytes: int | None = None,
-                  halo: int | None = None, halo_exact: bool = False) -> np.ndarray:  # fmt: skip
+def predict_image(
+    model: nn.Module,
+    ldr: np.ndarray,
+    tile: int | None = None,
+    budget_bytes: int | None = None,
+    halo: int | None = None,
+    halo_exact: bool = False,
+) -> np.ndarray:
     """One photo through ``model``: ldr H×W×3 float32 sRGB in [0, 1], any H, W → H×W×3 float32 in the model's native
     domain (``zoo.get_spec(name).output_domain``), unclamped.
 
@@ -126,8 +132,11 @@ def collect_inputs(inputs: Iterable[str | Path]) -> tuple[list[Path], list[str]]
     problems: list[str] = []
     for item in map(Path, inputs):
         if item.is_dir():
-            found = sorted(p for p in item.iterdir() if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES
-                           and not p.name.endswith(PREVIEW_SUFFIX))  # fmt: skip
+            found = sorted(
+                p
+                for p in item.iterdir()
+                if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES and not p.name.endswith(PREVIEW_SUFFIX)
+            )
             if not found:
                 problems.append(f"{item}: folder has no images ({', '.join(PHOTO_SUFFIXES)})")
             files += found
@@ -176,8 +185,11 @@ def build_model(name: str | None, weights: str | None, device: str, precision: s
         log.info("using the shipped pretrained weights of %r (%s)", name, pretrained.weights_path(name))
     else:
         model = create_model(name)
-        log.warning("*** no --weights given and %r has no shipped weights: RANDOM weights, outputs are meaningless "
-                    "(use this only to test the pipeline) ***", name)  # fmt: skip
+        log.warning(
+            "*** no --weights given and %r has no shipped weights: RANDOM weights, outputs are meaningless "
+            "(use this only to test the pipeline) ***",
+            name,
+        )
     model = model.to(device)
     if device == "cpu" and not reuse_freed_memory():
         log.debug("not glibc: large tensors keep their mmap/munmap cost")
@@ -205,15 +217,25 @@ def check_options(args: argparse.Namespace) -> None:
     if args.memory_budget is not None and args.memory_budget <= 0:
         raise ZooError(f"--memory-budget {args.memory_budget:g}: expected a positive number of MiB")
     if args.tile is not None and 0 < args.tile < MIN_TILE:
-        raise ZooError(f"--tile {args.tile}: tiles under {MIN_TILE} px spend nearly all their time on the halo; "
-                       f"expected 0 (no tiling) or at least {MIN_TILE}")  # fmt: skip
+        raise ZooError(
+            f"--tile {args.tile}: tiles under {MIN_TILE} px spend nearly all their time on the halo; "
+            f"expected 0 (no tiling) or at least {MIN_TILE}"
+        )
     if args.halo is not None and args.halo < 0:
         raise ZooError(f"--halo {args.halo}: expected a halo of 0 or more pixels")
 
 
-def predict_files(model: nn.Module, files: list[Path], out_dir: Path, fmt: str = "exr", tile: int | None = None,
-                  budget_bytes: int | None = None, halo: int | None = None, halo_exact: bool = False,
-                  progress: bool = True) -> list[str]:  # fmt: skip
+def predict_files(
+    model: nn.Module,
+    files: list[Path],
+    out_dir: Path,
+    fmt: str = "exr",
+    tile: int | None = None,
+    budget_bytes: int | None = None,
+    halo: int | None = None,
+    halo_exact: bool = False,
+    progress: bool = True,
+) -> list[str]:
     """Predict every file into ``out_dir``; returns one message per failed file (the others are written)."""
     from tqdm import tqdm
 
@@ -263,38 +285,75 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     budget = None if args.memory_budget is None else int(args.memory_budget * (1 << 20))
     failures = predict_files(model, files, out_dir, args.format, args.tile, budget, args.halo, args.exact_tiles)
     done = len(files) - len(failures)
-    print(f"wrote {done} of {len(files)} image(s) to {out_dir}" + (f"; {len(failures)} failed" if failures else ""),
-          file=sys.stderr)  # fmt: skip
+    print(
+        f"wrote {done} of {len(files)} image(s) to {out_dir}" + (f"; {len(failures)} failed" if failures else ""),
+        file=sys.stderr,
+    )
     return 1 if failures or problems else 0
 
 
 def add_predict_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add ``zoo predict`` to the ``zoo`` command's subparsers."""
-    parser = subparsers.add_parser("predict", help="turn photos (files or folders) into HDR images + previews",
-                                   description=__doc__.split("\n\n")[0])  # fmt: skip
-    parser.add_argument("inputs", nargs="+", metavar="INPUT",
-                        help="photos or folders of them (PNG/JPEG/TIFF/BMP, 8 or 16 bit; HEIC/AVIF)")
+    parser = subparsers.add_parser(
+        "predict",
+        help="turn photos (files or folders) into HDR images + previews",
+        description=__doc__.split("\n\n")[0],
+    )
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="photos or folders of them (PNG/JPEG/TIFF/BMP, 8 or 16 bit; HEIC/AVIF)",
+    )
     parser.add_argument("-o", "--out", required=True, metavar="OUTDIR", help="output folder (created if missing)")
-    parser.add_argument("--model", help="registered model name (`zoo list`); optional with a zoo checkpoint as "
-                        "--weights (it names its own architecture)")
-    parser.add_argument("--weights", help="weights file (zoo checkpoint or official layout); default: the model's shipped "
-                        "pretrained weights (`zoo list`)")
-    parser.add_argument("--format", choices=FORMATS, default="exr",
-                        help="exr (float16 linear, default), hdr (Radiance linear) or ntire (uint16 PNG + alignratio)")
-    parser.add_argument("--tile", type=int, metavar="N",
-                        help="tile size in pixels (0: never tile); default: chosen from the memory budget")
-    parser.add_argument("--halo", type=int, metavar="N",
-                        help="context around each tile in pixels (default: the model's measured effective receptive "
-                             "field: tiles match an untiled run to far better than 50 dB PSNR)")
-    parser.add_argument("--exact-tiles", action="store_true",
-                        help="halo = the full receptive field: tiles equal an untiled run up to float rounding "
-                             "(slower)")
-    parser.add_argument("--memory-budget", type=float, metavar="MIB",
-                        help="peak memory growth allowed for one tile in MiB (default: 1024, at most half the free "
-                             "RAM); the process itself needs about 250 MiB more, plus ~50 bytes per image pixel")
+    parser.add_argument(
+        "--model",
+        help="registered model name (`zoo list`); optional with a zoo checkpoint as "
+        "--weights (it names its own architecture)",
+    )
+    parser.add_argument(
+        "--weights",
+        help="weights file (zoo checkpoint or official layout); default: the model's shipped "
+        "pretrained weights (`zoo list`)",
+    )
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="exr",
+        help="exr (float16 linear, default), hdr (Radiance linear) or ntire (uint16 PNG + alignratio)",
+    )
+    parser.add_argument(
+        "--tile",
+        type=int,
+        metavar="N",
+        help="tile size in pixels (0: never tile); default: chosen from the memory budget",
+    )
+    parser.add_argument(
+        "--halo",
+        type=int,
+        metavar="N",
+        help="context around each tile in pixels (default: the model's measured effective receptive "
+        "field: tiles match an untiled run to far better than 50 dB PSNR)",
+    )
+    parser.add_argument(
+        "--exact-tiles",
+        action="store_true",
+        help="halo = the full receptive field: tiles equal an untiled run up to float rounding " "(slower)",
+    )
+    parser.add_argument(
+        "--memory-budget",
+        type=float,
+        metavar="MIB",
+        help="peak memory growth allowed for one tile in MiB (default: 1024, at most half the free "
+        "RAM); the process itself needs about 250 MiB more, plus ~50 bytes per image pixel",
+    )
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
-    parser.add_argument("--precision", choices=("float32", "bfloat16", "float16"), default="float32",
-                        help="compute precision (autocast); float32 is exact, the others are faster on some hardware")
+    parser.add_argument(
+        "--precision",
+        choices=("float32", "bfloat16", "float16"),
+        default="float32",
+        help="compute precision (autocast); float32 is exact, the others are faster on some hardware",
+    )
     parser.set_defaults(func=_cmd_predict)
     return parser

@@ -52,8 +52,10 @@ def require(name: str) -> Path:
     path = weights_path(name)
     if not path.is_file():
         have = ", ".join(available()) or "none"
-        raise ZooError(f"model {name!r} has no shipped pretrained weights (models with weights: {have}); "
-                       f"pass a weights file instead")  # fmt: skip
+        raise ZooError(
+            f"model {name!r} has no shipped pretrained weights (models with weights: {have}); "
+            f"pass a weights file instead"
+        )
     return path
 
 

@@ -73,8 +73,10 @@ class Stage:
         for objective in self.objectives:
             unwritten = sorted(set(objective.reads) - written)
             if unwritten:
-                raise ValueError(f"stage {self.name!r}: objective {objective.name!r} reads {', '.join(unwritten)} "
-                                 "before an earlier objective of the stage writes it")  # fmt: skip
+                raise ValueError(
+                    f"stage {self.name!r}: objective {objective.name!r} reads {', '.join(unwritten)} "
+                    "before an earlier objective of the stage writes it"
+                )
             written |= set(objective.writes)
 
 
@@ -99,8 +101,10 @@ class Recipe:
             for objective in stage.objectives:
                 unknown = sorted(set(objective.reads + objective.writes) - fields)
                 if unknown:
-                    raise ValueError(f"objective {objective.name!r}: {', '.join(unknown)} is not a field of the "
-                                     f"recipe's shared record")  # fmt: skip
+                    raise ValueError(
+                        f"objective {objective.name!r}: {', '.join(unknown)} is not a field of the "
+                        f"recipe's shared record"
+                    )
 
     def step_context(self, nets: nn.ModuleDict, batch: dict[str, torch.Tensor]) -> StepContext[Any]:
         """The context of one step: a fresh shared record, so nothing leaks from one step into the next."""

@@ -173,30 +173,52 @@ def train(cfg: RunConfig, rid: str, setup: Setup) -> tuple[Dataset | None, FitSt
         train_set = build_dataset(cfg.data, "train")
         missing = [k for k in setup.recipe.needs if k not in train_set[0]]
         if missing:
-            raise ZooError(f"data={cfg.data.name!r} does not provide {', '.join(missing)}, which "
-                           f"{setup.spec.name!r} training needs; use data=synthetic or data=folder")  # fmt: skip
+            raise ZooError(
+                f"data={cfg.data.name!r} does not provide {', '.join(missing)}, which "
+                f"{setup.spec.name!r} training needs; use data=synthetic or data=folder"
+            )
     if distributed.is_main():
         setup.run_dir.mkdir(parents=True, exist_ok=True)
     with scalar_logger(cfg.train.tensorboard, setup.run_dir / "tb") as on_log:
         state = fit(
-            setup.nets, setup.recipe, train_set, total_steps=setup.steps, batch_size=setup.batch_size,
-            seed=cfg.seed, device=setup.device, lr_scale=cfg.train.lr_scale, log_every=cfg.train.log_every,
-            num_workers=cfg.data.num_workers, progress=cfg.train.progress, nan_policy=cfg.train.nan_policy,
-            resume=resume, checkpoint_every=cfg.train.checkpoint_every, on_log=on_log,
+            setup.nets,
+            setup.recipe,
+            train_set,
+            total_steps=setup.steps,
+            batch_size=setup.batch_size,
+            seed=cfg.seed,
+            device=setup.device,
+            lr_scale=cfg.train.lr_scale,
+            log_every=cfg.train.log_every,
+            num_workers=cfg.data.num_workers,
+            progress=cfg.train.progress,
+            nan_policy=cfg.train.nan_policy,
+            resume=resume,
+            checkpoint_every=cfg.train.checkpoint_every,
+            on_log=on_log,
             save_checkpoint=lambda payload: write_resume_state(last, payload),
-        )  # fmt: skip
+        )
     return train_set, state
 
 
 def finish_weights(cfg: RunConfig, rid: str, setup: Setup, train_set: Dataset | None, state: FitState) -> Path:
     """BatchNorm statistics recomputed on training batches, then the final weights (``model.pt``)."""
     if train_set is not None and state.step > 0:
-        layers = recalibrate_batchnorm(setup.model, train_set, batches=cfg.train.bn_recalibration_batches,
-                                       batch_size=setup.batch_size, seed=cfg.seed, start_step=setup.steps,
-                                       device=setup.device)  # fmt: skip
+        layers = recalibrate_batchnorm(
+            setup.model,
+            train_set,
+            batches=cfg.train.bn_recalibration_batches,
+            batch_size=setup.batch_size,
+            seed=cfg.seed,
+            start_step=setup.steps,
+            device=setup.device,
+        )
         if layers:
-            log.info("recomputed the running statistics of %d BatchNorm layers on %d training batches", layers,
-                     cfg.train.bn_recalibration_batches)  # fmt: skip
+            log.info(
+                "recomputed the running statistics of %d BatchNorm layers on %d training batches",
+                layers,
+                cfg.train.bn_recalibration_batches,
+            )
     bad = first_nonfinite(setup.model)
     if bad is not None:  # fit refuses such checkpoints; this covers recipes without training stages
         raise ZooError(f"refusing to save final weights of run {rid}: {bad} is not finite")
@@ -243,8 +265,9 @@ def scalar_logger(enabled: bool, folder: Path):
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
-        raise ZooError("train.tensorboard=true needs the tensorboard package (pip install 'hdr-zoo[tensorboard]')"
-                       ) from None  # fmt: skip
+        raise ZooError(
+            "train.tensorboard=true needs the tensorboard package (pip install 'hdr-zoo[tensorboard]')"
+        ) from None
     writer = SummaryWriter(log_dir=str(folder))
 
     def on_log(entry: dict[str, float]) -> None:
@@ -267,9 +290,16 @@ def scalar_logger(enabled: bool, folder: Path):
 def row_base(cfg: RunConfig, prior: dict[str, Any] | None = None) -> dict[str, Any]:
     """The fields every row of ``cfg`` has, finished or failed."""
     config = config_dict(cfg)
-    return {"run_id": results.run_id(config), "model": cfg.model.name, "data": cfg.data.name, "seed": cfg.seed,
-            "tag": cfg.tag, "tags": _merged_tags(prior, cfg.tag), "config": results.semantic_config(config),
-            "git_commit": results.git_commit()}  # fmt: skip
+    return {
+        "run_id": results.run_id(config),
+        "model": cfg.model.name,
+        "data": cfg.data.name,
+        "seed": cfg.seed,
+        "tag": cfg.tag,
+        "tags": _merged_tags(prior, cfg.tag),
+        "config": results.semantic_config(config),
+        "git_commit": results.git_commit(),
+    }
 
 
 def record_failure(cfg: RunConfig, error: str, wall_seconds: float) -> Path:

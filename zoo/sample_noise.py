@@ -14,8 +14,9 @@ import torch
 SAMPLE_KEY = "sample_key"
 
 
-def per_sample_uniform(batch: dict[str, torch.Tensor], like: torch.Tensor, low: float, high: float,
-                       stream: int) -> torch.Tensor:  # fmt: skip
+def per_sample_uniform(
+    batch: dict[str, torch.Tensor], like: torch.Tensor, low: float, high: float, stream: int
+) -> torch.Tensor:
     """U[low, high) noise shaped like ``like`` (B, ...), drawn per sample from its ``SAMPLE_KEY`` and ``stream`` (an
     int naming the use), so single-process and data-parallel runs draw the same; without sample keys (a batch not
     from the training loop) from the global torch RNG."""

@@ -62,7 +62,9 @@ def score_folders(reference_dir: str | Path, result_dir: str | Path) -> ScoreRep
         reference = read_ntire(references[image_id], alignratio_path(references[image_id]))
         result = read_ntire(results[image_id])
         if reference.shape != result.shape:
-            raise ZooError(f"{results[image_id]}: size {result.shape[1]}x{result.shape[0]} differs from the "
-                           f"reference {references[image_id].name} ({reference.shape[1]}x{reference.shape[0]})")  # fmt: skip
+            raise ZooError(
+                f"{results[image_id]}: size {result.shape[1]}x{result.shape[0]} differs from the "
+                f"reference {references[image_id].name} ({reference.shape[1]}x{reference.shape[0]})"
+            )
         report.per_image[image_id] = {n: metrics.METRICS[n].fn(reference, result) for n in NTIRE_METRICS}
     return report

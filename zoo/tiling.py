@@ -147,11 +147,25 @@ def tiling_hooks(model: nn.Module) -> TilingHooks:
     inner = _unwrap(model)
     if isinstance(inner, GlobalBranchTiling):
         prepare = model.prepared if isinstance(model, InferenceModel) else (lambda fn: fn)
-        return TilingHooks(inner.tiling_frame, prepare(inner.global_context), prepare(inner.forward_with_context),
-                           align, True, name, device)  # fmt: skip
+        return TilingHooks(
+            inner.tiling_frame,
+            prepare(inner.global_context),
+            prepare(inner.forward_with_context),
+            align,
+            True,
+            name,
+            device,
+        )
     global_branch = bool(_spec_attr(model, "has_global_branch", False))
-    return TilingHooks(lambda x: replicate_frame(x, align), lambda framed: None, lambda window, _: model(window), align,
-                       not global_branch, name, device)  # fmt: skip
+    return TilingHooks(
+        lambda x: replicate_frame(x, align),
+        lambda framed: None,
+        lambda window, _: model(window),
+        align,
+        not global_branch,
+        name,
+        device,
+    )
 
 
 def _round_up(value: int, multiple: int) -> int:
@@ -208,8 +222,13 @@ def receptive_field(model: nn.Module) -> ReceptiveField:
             exact = 0
             break
         if not (rows[0] == 0 or cols[0] == 0 or rows[-1] == size - 1 or cols[-1] == size - 1):
-            exact = max(start - int(rows[0]), int(rows[-1]) - (start + block - 1),
-                        start - int(cols[0]), int(cols[-1]) - (start + block - 1), 0)  # fmt: skip
+            exact = max(
+                start - int(rows[0]),
+                int(rows[-1]) - (start + block - 1),
+                start - int(cols[0]),
+                int(cols[-1]) - (start + block - 1),
+                0,
+            )
             break
     total = float(grad.sum())
     effective = _round_up(exact, block) if exact is not None else _round_up(cap, block)
@@ -219,8 +238,12 @@ def receptive_field(model: nn.Module) -> ReceptiveField:
             effective = r
             break
     if exact is None:
-        log.warning("%s: receptive field exceeds %d px; tiling uses the effective radius %d px", hooks.name,
-                    RADIUS_CAP, effective)  # fmt: skip
+        log.warning(
+            "%s: receptive field exceeds %d px; tiling uses the effective radius %d px",
+            hooks.name,
+            RADIUS_CAP,
+            effective,
+        )
     del grad
     release_free_memory()  # the gradient probe's activations must not stay resident next to the tiles'
     result = ReceptiveField(exact, effective)
@@ -343,14 +366,25 @@ def choose_plan(height: int, width: int, align: int, halo: int, max_window_pixel
                 best = (key, plan)
     if best is None:
         core = _round_up(max(halo, align), align)
-        log.warning("memory budget allows windows of %.0f px only; using %d px tiles with a %d px halo (slow)",
-                    max_window_pixels, core, halo)  # fmt: skip
+        log.warning(
+            "memory budget allows windows of %.0f px only; using %d px tiles with a %d px halo (slow)",
+            max_window_pixels,
+            core,
+            halo,
+        )
         return TilePlan(core, core, halo, align)
     return best[1]
 
 
-def plan_tiles(model: nn.Module, height: int, width: int, tile: int | None = None, budget_bytes: int | None = None,
-               halo: int | None = None, halo_exact: bool = False) -> TilePlan | None:  # fmt: skip
+def plan_tiles(
+    model: nn.Module,
+    height: int,
+    width: int,
+    tile: int | None = None,
+    budget_bytes: int | None = None,
+    halo: int | None = None,
+    halo_exact: bool = False,
+) -> TilePlan | None:
     """How to run ``model`` on a height×width image: None for one untiled pass, else a ``TilePlan``.
 
     ``tile``: 0 → untiled; N → N×N cores (rounded up to the size multiple); None → automatic: the fewest computed
@@ -414,8 +448,14 @@ def tiled_forward(model: nn.Module, x: torch.Tensor, plan: TilePlan) -> torch.Te
     return output[..., top : top + height, left : left + width]
 
 
-def run_model(model: nn.Module, x: torch.Tensor, tile: int | None = None, budget_bytes: int | None = None,
-              halo: int | None = None, halo_exact: bool = False) -> torch.Tensor:  # fmt: skip
+def run_model(
+    model: nn.Module,
+    x: torch.Tensor,
+    tile: int | None = None,
+    budget_bytes: int | None = None,
+    halo: int | None = None,
+    halo_exact: bool = False,
+) -> torch.Tensor:
     """``model(x)``, tiled when ``plan_tiles`` says so. x: (1, 3, H, W) sRGB LDR in [0, 1]; output in the model's
     native domain, same H×W."""
     plan = plan_tiles(model, x.shape[-2], x.shape[-1], tile, budget_bytes, halo, halo_exact)

@@ -55,8 +55,9 @@ class StepBatchSampler(Sampler[list[int]]):
     Under ``torchrun`` each of the ``world_size`` ranks yields its own contiguous slice of the step's global batch.
     """
 
-    def __init__(self, length: int, batch_size: int, seed: int, start: int, stop: int, rank: int = 0,
-                 world_size: int = 1):  # fmt: skip
+    def __init__(
+        self, length: int, batch_size: int, seed: int, start: int, stop: int, rank: int = 0, world_size: int = 1
+    ):
         self.length, self.batch_size, self.seed, self.start, self.stop = length, batch_size, seed, start, stop
         self.rank, self.world_size = rank, world_size
 
@@ -112,16 +113,19 @@ class EpochedDataset(Dataset):
         return item
 
 
-
-
 def batch_stream(dataset: Dataset, batch_size: int, seed: int, start: int, stop: int, num_workers: int = 0):
     """Batches of steps ``start..stop-1`` (this rank's share under torchrun), each epoch of ``len(dataset)`` samples
     drawn afresh (``EpochBatchSampler``). The loader gets its own generator so starting a stream never draws from the
     global torch RNG (which a resumed run restores exactly)."""
     steps = StepBatchSampler(len(dataset), batch_size, seed, start, stop, distributed.rank(), distributed.world_size())
     generator = torch.Generator().manual_seed(seed)
-    return DataLoader(EpochedDataset(dataset, seed), batch_sampler=EpochBatchSampler(steps), num_workers=num_workers,
-                      persistent_workers=False, generator=generator)  # fmt: skip
+    return DataLoader(
+        EpochedDataset(dataset, seed),
+        batch_sampler=EpochBatchSampler(steps),
+        num_workers=num_workers,
+        persistent_workers=False,
+        generator=generator,
+    )
 
 
 def stage_bounds(stages: tuple[Stage, ...], total_steps: int) -> list[tuple[int, int]]:
@@ -164,8 +168,9 @@ def build_stage_optim(nets: nn.ModuleDict, stage: Stage, n_steps: int, lr_scale:
     optimizers, schedulers = [], []
     milestones = sorted({max(1, round(m * n_steps)) for m in stage.milestones})
     for obj in stage.objectives:
-        opt = torch.optim.Adam(_params(nets, obj.params), lr=obj.lr * lr_scale, betas=obj.betas,
-                               weight_decay=obj.weight_decay)  # fmt: skip
+        opt = torch.optim.Adam(
+            _params(nets, obj.params), lr=obj.lr * lr_scale, betas=obj.betas, weight_decay=obj.weight_decay
+        )
         optimizers.append(opt)
         schedulers.append(torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=stage.gamma))
     return StageOptim(optimizers, schedulers)
@@ -179,8 +184,13 @@ def rng_state() -> dict[str, Any]:
     name, keys, pos, has_gauss, gauss = np.random.get_state()
     state = {
         "torch": torch.get_rng_state(),
-        "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "gauss": float(gauss)},  # fmt: skip
+        "numpy": {
+            "name": name,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "gauss": float(gauss),
+        },
         "python": random.getstate(),
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -191,8 +201,15 @@ def rng_state() -> dict[str, Any]:
 def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     np_state = state["numpy"]
-    np.random.set_state((np_state["name"], np_state["keys"].numpy().astype(np.uint32), np_state["pos"],
-                         np_state["has_gauss"], np_state["gauss"]))  # fmt: skip
+    np.random.set_state(
+        (
+            np_state["name"],
+            np_state["keys"].numpy().astype(np.uint32),
+            np_state["pos"],
+            np_state["has_gauss"],
+            np_state["gauss"],
+        )
+    )
     version, internal, gauss_next = state["python"]
     random.setstate((version, tuple(internal), gauss_next))
     if "cuda" in state and torch.cuda.is_available():
@@ -228,8 +245,9 @@ def first_nonfinite(module: nn.Module) -> str | None:
     return None
 
 
-def checkpoint_payload(nets: nn.ModuleDict, state: FitState, stage_index: int, stage: Stage, optim: StageOptim,
-                       total_steps: int) -> dict[str, Any]:  # fmt: skip
+def checkpoint_payload(
+    nets: nn.ModuleDict, state: FitState, stage_index: int, stage: Stage, optim: StageOptim, total_steps: int
+) -> dict[str, Any]:
     """Everything the next step depends on. Collective under torchrun (gathers every rank's RNG state)."""
     return {
         "format": RESUME_FORMAT,
@@ -239,9 +257,12 @@ def checkpoint_payload(nets: nn.ModuleDict, state: FitState, stage_index: int, s
         "train_seconds": state.train_seconds,
         "skipped_steps": state.skipped_steps,
         "nets": nets.state_dict(),
-        "optim": {"stage_index": stage_index, "stage": stage.name,
-                  "optimizers": [o.state_dict() for o in optim.optimizers],
-                  "schedulers": [s.state_dict() for s in optim.schedulers]},  # fmt: skip
+        "optim": {
+            "stage_index": stage_index,
+            "stage": stage.name,
+            "optimizers": [o.state_dict() for o in optim.optimizers],
+            "schedulers": [s.state_dict() for s in optim.schedulers],
+        },
         "rng": distributed.gather_objects(rng_state()),
     }
 
@@ -271,8 +292,12 @@ def _restore(nets: nn.ModuleDict, resume: dict[str, Any]) -> FitState:
     nets.load_state_dict(resume["nets"])
     rng = resume["rng"]
     set_rng_state(rng[distributed.rank() % len(rng)])
-    return FitState(step=resume["step"], history=list(resume["history"]), train_seconds=resume["train_seconds"],
-                    skipped_steps=list(resume["skipped_steps"]))  # fmt: skip
+    return FitState(
+        step=resume["step"],
+        history=list(resume["history"]),
+        train_seconds=resume["train_seconds"],
+        skipped_steps=list(resume["skipped_steps"]),
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -374,8 +399,14 @@ def _restore_buffers(snapshot: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
         buffer.copy_(saved)
 
 
-def train_step(nets: nn.ModuleDict, recipe: Recipe, stage: Stage, optim: StageOptim, batch: dict[str, torch.Tensor],
-               where: str = "") -> tuple[dict[str, float], str | None]:  # fmt: skip
+def train_step(
+    nets: nn.ModuleDict,
+    recipe: Recipe,
+    stage: Stage,
+    optim: StageOptim,
+    batch: dict[str, torch.Tensor],
+    where: str = "",
+) -> tuple[dict[str, float], str | None]:
     """One step of every objective of ``stage``, in order: zero grad, loss, backward, gradient average over ranks,
     optimiser step. Returns (logs, problem): ``problem`` describes a non-finite loss or gradient (agreed over all
     ranks), in which case this objective and the later ones of the step were not applied."""
@@ -454,8 +485,9 @@ def fit(
                 load_stage_optim(optim, resume["optim"])
             set_train_mode(nets, stage)
             tic = time.perf_counter()
-            for batch in batch_stream(dataset, opts.batch_size, opts.seed, max(start, state.step), stop,
-                                      opts.num_workers):  # fmt: skip
+            for batch in batch_stream(
+                dataset, opts.batch_size, opts.seed, max(start, state.step), stop, opts.num_workers
+            ):
                 batch = {k: v.to(opts.device, non_blocking=True) for k, v in batch.items()}
                 where = f"step {state.step + 1}/{opts.total_steps} (stage {stage.name!r})"
                 buffers = _snapshot_buffers(nets) if opts.nan_policy == "skip" else []
@@ -541,8 +573,9 @@ class SkipCounter:
         self.state.skipped_steps.append(self.state.step + 1)
         self.in_a_row += 1
         if self.in_a_row >= self.opts.max_skips_in_a_row:
-            raise ZooError(f"{self.in_a_row} steps in a row had non-finite values (last: {problem}); the training "
-                           "has diverged")  # fmt: skip
+            raise ZooError(
+                f"{self.in_a_row} steps in a row had non-finite values (last: {problem}); the training " "has diverged"
+            )
 
 
 class Progress:
@@ -562,8 +595,9 @@ class Progress:
         if self.bar is not None:
             self.bar.update(1)
 
-    def step(self, state: FitState, stage: Stage, logs: dict[str, float], optim: StageOptim,
-             last_of_stage: bool) -> None:  # fmt: skip
+    def step(
+        self, state: FitState, stage: Stage, logs: dict[str, float], optim: StageOptim, last_of_stage: bool
+    ) -> None:
         self.advance()
         if state.step % max(1, self.opts.log_every) and not last_of_stage:
             return
@@ -606,8 +640,10 @@ class StepMeter:
         self.step, self.tic = entry["step"], now
         eta = per_step * (self.total - entry["step"])
         terms = " ".join(f"{k}={v:.4g}" for k, v in entry.items() if k not in ("step", "stage", "lr"))
-        return (f"step {entry['step']}/{self.total} [{entry['stage']}] {terms} lr={entry['lr']:.3g} "
-                f"{per_step:.3f} s/step ETA {_duration(eta)}")  # fmt: skip
+        return (
+            f"step {entry['step']}/{self.total} [{entry['stage']}] {terms} lr={entry['lr']:.3g} "
+            f"{per_step:.3f} s/step ETA {_duration(eta)}"
+        )
 
 
 def _duration(seconds: float) -> str:
@@ -625,8 +661,16 @@ def batchnorm_layers(module: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]
 
 
 @torch.no_grad()
-def recalibrate_batchnorm(model: nn.Module, dataset: Dataset, *, batches: int, batch_size: int, seed: int,
-                          start_step: int, device: torch.device) -> int:  # fmt: skip
+def recalibrate_batchnorm(
+    model: nn.Module,
+    dataset: Dataset,
+    *,
+    batches: int,
+    batch_size: int,
+    seed: int,
+    start_step: int,
+    device: torch.device,
+) -> int:
     """Recompute every BatchNorm's running mean/variance as the plain average over ``batches`` training batches of
     the whole model's forward pass (what ``torch.optim.swa_utils.update_bn`` does), so the evaluated (eval-mode)
     model normalises as the trained (train-mode) one did.
@@ -655,12 +699,21 @@ def recalibrate_batchnorm(model: nn.Module, dataset: Dataset, *, batches: int, b
     return len(layers)
 
 
-def _checkpoint(nets: nn.ModuleDict, state: FitState, index: int, stage: Stage, optim: StageOptim, total_steps: int,
-                save: Callable[[dict[str, Any]], None]) -> None:  # fmt: skip
+def _checkpoint(
+    nets: nn.ModuleDict,
+    state: FitState,
+    index: int,
+    stage: Stage,
+    optim: StageOptim,
+    total_steps: int,
+    save: Callable[[dict[str, Any]], None],
+) -> None:
     bad = first_nonfinite(nets)
     if bad is not None:
-        raise ZooError(f"refusing to save a checkpoint after step {state.step}: {bad} is not finite; the last "
-                       f"checkpoint is kept")  # fmt: skip
+        raise ZooError(
+            f"refusing to save a checkpoint after step {state.step}: {bad} is not finite; the last "
+            f"checkpoint is kept"
+        )
     payload = checkpoint_payload(nets, state, index, stage, optim, total_steps)
     if distributed.is_main():
         save(payload)

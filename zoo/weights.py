@@ -73,8 +73,14 @@ def zoo_version() -> str:
 
 def save_checkpoint(path: str | Path, model: nn.Module, **extra: Any) -> Path:
     """Write the zoo's own format, atomically: {"format", "model", "args", "zoo_version", "state_dict", ...extra}."""
-    payload = {"format": ZOO_FORMAT, "model": spec_of(model).name, "args": dict(getattr(model, "zoo_args", {})),
-               "zoo_version": zoo_version(), "state_dict": model.state_dict(), **extra}  # fmt: skip
+    payload = {
+        "format": ZOO_FORMAT,
+        "model": spec_of(model).name,
+        "args": dict(getattr(model, "zoo_args", {})),
+        "zoo_version": zoo_version(),
+        "state_dict": model.state_dict(),
+        **extra,
+    }
     return save_torch(path, payload)
 
 
@@ -84,8 +90,9 @@ def checkpoint_architecture(source: Any, origin: str) -> tuple[str, dict[str, An
         return None
     name, args = source.get("model"), source.get("args", {})
     if not isinstance(name, str) or not isinstance(args, Mapping):
-        raise ZooError(f"{origin}: zoo checkpoint with a malformed model name or arguments; expected a string and a "
-                       "mapping")  # fmt: skip
+        raise ZooError(
+            f"{origin}: zoo checkpoint with a malformed model name or arguments; expected a string and a " "mapping"
+        )
     return name, dict(args)
 
 
@@ -127,8 +134,13 @@ def load_weights(model: nn.Module, source: str | Path | Mapping[str, Any], origi
         def show(keys: list[str]) -> str:
             return ", ".join(keys[:6]) + (f" … ({len(keys)} in all)" if len(keys) > 6 else "")
 
-        parts = [f"missing keys: {show(missing)}" if missing else "", f"unexpected keys: {show(unexpected)}" if unexpected else ""]
-        raise ZooError(f"{origin}: weights do not fit model {spec_of(model).name!r}; " + "; ".join(p for p in parts if p))
+        parts = [
+            f"missing keys: {show(missing)}" if missing else "",
+            f"unexpected keys: {show(unexpected)}" if unexpected else "",
+        ]
+        raise ZooError(
+            f"{origin}: weights do not fit model {spec_of(model).name!r}; " + "; ".join(p for p in parts if p)
+        )
     for key, value in state.items():
         value = torch.as_tensor(value)
         if tuple(value.shape) != tuple(own[key].shape):

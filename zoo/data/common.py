@@ -46,17 +46,21 @@ def check_config(cfg: DataConfig, split: str) -> None:
         (cfg.eval_count >= 0, f"data.eval_count: expected >= 0, got {cfg.eval_count}"),
         (cfg.train_length > 0, f"data.train_length: expected > 0, got {cfg.train_length}"),
         (0 < cfg.train_scale_min <= cfg.train_scale_max, "data.train_scale_min/max: expected 0 < min <= max"),
-        (0 < c.clip_fraction_min <= c.clip_fraction_max < 1,
-         "data.camera.clip_fraction_min/max: expected 0 < min <= max < 1"),
+        (
+            0 < c.clip_fraction_min <= c.clip_fraction_max < 1,
+            "data.camera.clip_fraction_min/max: expected 0 < min <= max < 1",
+        ),
         (0 < c.eval_clip_fraction < 1, f"data.camera.eval_clip_fraction: must be in (0,1), got {c.eval_clip_fraction}"),
         (c.signal_noise_max >= 0 and c.read_noise_max >= 0, "data.camera.signal/read_noise_max: expected >= 0"),
-        (c.response in ("family", "gamma", "srgb"), f"data.camera.response: unknown {c.response!r}; "
-         "expected 'family', 'gamma' or 'srgb'"),
+        (
+            c.response in ("family", "gamma", "srgb"),
+            f"data.camera.response: unknown {c.response!r}; " "expected 'family', 'gamma' or 'srgb'",
+        ),
         (c.gamma > 0, f"data.camera.gamma: expected > 0, got {c.gamma}"),
         (1 <= c.jpeg_quality_min <= c.jpeg_quality_max <= 100, "data.camera.jpeg_quality_min/max: expected 1..100"),
         (1 <= c.eval_jpeg_quality <= 100, "data.camera.eval_jpeg_quality: expected 1..100"),
         (0 <= c.jpeg_probability <= 1, "data.camera.jpeg_probability: expected in [0, 1]"),
-    ]  # fmt: skip
+    ]
     for ok, message in checks:
         if not ok:
             raise ZooError(message)
@@ -234,8 +238,12 @@ def split_ids(ids: list[str], cfg: DataConfig, source: str) -> tuple[list[str], 
 
 def warn_overlap(train: list[str], held: list[str], root: str | None) -> None:
     if set(train) & set(held):
-        log.warning("data: %d training images of %s are also in the eval split (set data.eval_count, split_file or "
-                    "eval_root to hold images out)", len(set(train) & set(held)), root)  # fmt: skip
+        log.warning(
+            "data: %d training images of %s are also in the eval split (set data.eval_count, split_file or "
+            "eval_root to hold images out)",
+            len(set(train) & set(held)),
+            root,
+        )
 
 
 class SampledDataset(Dataset):
@@ -310,7 +318,6 @@ class CameraDataset(SampledDataset):
         if self.split == "train" and self.cfg.camera.augment:
             arrays, record["augment"] = augment(arrays, rng)
         return arrays, record
-
 
 
 def resize_area(image: np.ndarray, size: int) -> np.ndarray:

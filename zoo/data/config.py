@@ -43,8 +43,15 @@ class CameraConfig:
 
 
 # DataConfig keys that shape training samples only: two configs that differ in them have the same evaluation split.
-TRAIN_ONLY_KEYS = ("patch_size", "train_length", "num_workers", "train_scale_min", "train_scale_max", "real_fraction",
-                   "cache_mb")  # fmt: skip
+TRAIN_ONLY_KEYS = (
+    "patch_size",
+    "train_length",
+    "num_workers",
+    "train_scale_min",
+    "train_scale_max",
+    "real_fraction",
+    "cache_mb",
+)
 
 
 @dataclass

@@ -19,8 +19,13 @@ from zoo.data.real import MixedDataset, RealDataset
 from zoo.data.synthetic import SyntheticDataset
 from zoo.errors import ZooError
 
-SOURCES = {"synthetic": SyntheticDataset, "folder": FolderDataset, "real": RealDataset, "mixed": MixedDataset,
-           "ntire2021": NtireDataset}
+SOURCES = {
+    "synthetic": SyntheticDataset,
+    "folder": FolderDataset,
+    "real": RealDataset,
+    "mixed": MixedDataset,
+    "ntire2021": NtireDataset,
+}
 
 
 def build_dataset(cfg: DataConfig, split: str) -> Dataset:

@@ -56,8 +56,9 @@ class FolderDataset(CameraDataset):
 
     def __init__(self, cfg: DataConfig, split: str):
         if cfg.negative_values not in NEGATIVE_POLICIES:
-            raise ZooError(f"data.negative_values: expected one of {', '.join(NEGATIVE_POLICIES)}, "
-                           f"got {cfg.negative_values!r}")  # fmt: skip
+            raise ZooError(
+                f"data.negative_values: expected one of {', '.join(NEGATIVE_POLICIES)}, " f"got {cfg.negative_values!r}"
+            )
         root, key = self.locate(cfg)
         if split == "eval" and cfg.eval_root:
             self.paths = list_hdr_files(cfg.eval_root, "data.eval_root")
@@ -99,8 +100,10 @@ class FolderDataset(CameraDataset):
         def load() -> tuple[np.ndarray]:
             image, count = read_hdr_counted(path, policy)
             if self.split == "eval" and min(image.shape[:2]) < MIN_SIDE:
-                raise ZooError(f"{path}: image is {image.shape[1]}x{image.shape[0]}; evaluation images need at least "
-                               f"{MIN_SIDE}x{MIN_SIDE} pixels (one SSIM window)")  # fmt: skip
+                raise ZooError(
+                    f"{path}: image is {image.shape[1]}x{image.shape[0]}; evaluation images need at least "
+                    f"{MIN_SIDE}x{MIN_SIDE} pixels (one SSIM window)"
+                )
             self.negatives[item] = count
             return (image,)
 
@@ -116,8 +119,11 @@ class FolderDataset(CameraDataset):
         item = self.item_id(index)
         image = self.read(item)
         height, width = image.shape[:2]
-        info: dict = {"file": str(self.paths[item]), "negative_values": self.negatives[item],
-                      "negative_policy": self.cfg.negative_values}  # fmt: skip
+        info: dict = {
+            "file": str(self.paths[item]),
+            "negative_values": self.negatives[item],
+            "negative_policy": self.cfg.negative_values,
+        }
         if self.split == "eval":
             top, left, h, w = centre_crop_box(height, width, self.cfg.eval_height, self.cfg.eval_width)
             info["crop"] = [top, left, h, w]

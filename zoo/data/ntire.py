@@ -103,8 +103,10 @@ class NtireDataset(SampledDataset):
             ldr = read_ldr(files["medium"])
             gt = read_ntire(files["gt"], files["alignratio"])
             if ldr.shape != gt.shape:
-                raise ZooError(f"{files['gt']}: size {gt.shape[1]}x{gt.shape[0]} differs from "
-                               f"{files['medium'].name} ({ldr.shape[1]}x{ldr.shape[0]})")  # fmt: skip
+                raise ZooError(
+                    f"{files['gt']}: size {gt.shape[1]}x{gt.shape[0]} differs from "
+                    f"{files['medium'].name} ({ldr.shape[1]}x{ldr.shape[0]})"
+                )
             return ldr, gt
 
         return self.cache.get(item, load)
@@ -140,4 +142,3 @@ class NtireDataset(SampledDataset):
             if self.cfg.camera.augment:
                 arrays, record["augment"] = augment(arrays, rng)
         return arrays, record
-

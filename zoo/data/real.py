@@ -23,8 +23,25 @@ from zoo.data.folder import FolderDataset
 from zoo.data.synthetic import SyntheticDataset
 from zoo.errors import ZooError
 
-SCENES = ("apartment", "bridge", "city", "dawn", "esplanade", "forest", "hall", "lab", "lobby", "night", "park",
-          "sky", "studio", "sunset", "venice", "warehouse", "workshop")  # fmt: skip
+SCENES = (
+    "apartment",
+    "bridge",
+    "city",
+    "dawn",
+    "esplanade",
+    "forest",
+    "hall",
+    "lab",
+    "lobby",
+    "night",
+    "park",
+    "sky",
+    "studio",
+    "sunset",
+    "venice",
+    "warehouse",
+    "workshop",
+)
 EVAL_SCENES = SCENES[1::2]
 TRAIN_SCENES = SCENES[0::2]
 

@@ -332,114 +332,152 @@ def draw_scene(rng: np.random.Generator, aspect: float = 1.5) -> Scene:
         horizon = float(rng.uniform(0.35, 0.8))
         sun = (float(rng.uniform(0, aspect)), float(rng.uniform(-0.1, horizon)))
         sky_level = float(rng.uniform(0.4, 1.5))
-        layers.append(Layer("sky", {
-            "horizon": horizon,
-            "falloff": float(rng.uniform(0.5, 2.5)),
-            "zenith": (SKY_BLUE * sky_level * rng.uniform(0.3, 0.8)).astype(np.float32),
-            "horizon_colour": (_colour(rng, 0.1) * sky_level * rng.uniform(1.0, 2.0)).astype(np.float32),
-            "sun": sun,
-            "sun_glow": float(rng.uniform(0.0, 3.0)),
-            "clouds": _draw_octaves(rng, rng.uniform(0.15, 0.5), 5, 0.5),
-            "cover": float(rng.uniform(-0.2, 1.2)),
-            "cloud_brightness": float(sky_level * rng.uniform(1.0, 6.0)),
-            "ground_texture": _draw_octaves(rng, rng.uniform(0.05, 0.3), 4),
-            "ground_light": float(sky_level * 10 ** rng.uniform(-1.5, -0.3)),
-            "ground_colour": _colour(rng, 0.3),
-        }))  # fmt: skip
+        layers.append(
+            Layer(
+                "sky",
+                {
+                    "horizon": horizon,
+                    "falloff": float(rng.uniform(0.5, 2.5)),
+                    "zenith": (SKY_BLUE * sky_level * rng.uniform(0.3, 0.8)).astype(np.float32),
+                    "horizon_colour": (_colour(rng, 0.1) * sky_level * rng.uniform(1.0, 2.0)).astype(np.float32),
+                    "sun": sun,
+                    "sun_glow": float(rng.uniform(0.0, 3.0)),
+                    "clouds": _draw_octaves(rng, rng.uniform(0.15, 0.5), 5, 0.5),
+                    "cover": float(rng.uniform(-0.2, 1.2)),
+                    "cloud_brightness": float(sky_level * rng.uniform(1.0, 6.0)),
+                    "ground_texture": _draw_octaves(rng, rng.uniform(0.05, 0.3), 4),
+                    "ground_light": float(sky_level * 10 ** rng.uniform(-1.5, -0.3)),
+                    "ground_colour": _colour(rng, 0.3),
+                },
+            )
+        )
         surface_light = sky_level * 0.5
         if rng.random() < 0.7:
-            layers_sun = Layer("sun", {
-                "centre": sun,
-                "radius": float(rng.uniform(0.01, 0.05)),
-                "intensity": float(10 ** rng.uniform(2.0, 3.5)),
-                "glare": float(rng.uniform(0.01, 0.06)),
-                "glare_level": float(sky_level * 10 ** rng.uniform(0.5, 1.8)),
-                "colour": (DAYLIGHT * _colour(rng, 0.05)).astype(np.float32),
-            })  # fmt: skip
+            layers_sun = Layer(
+                "sun",
+                {
+                    "centre": sun,
+                    "radius": float(rng.uniform(0.01, 0.05)),
+                    "intensity": float(10 ** rng.uniform(2.0, 3.5)),
+                    "glare": float(rng.uniform(0.01, 0.06)),
+                    "glare_level": float(sky_level * 10 ** rng.uniform(0.5, 1.8)),
+                    "colour": (DAYLIGHT * _colour(rng, 0.05)).astype(np.float32),
+                },
+            )
             anchors.append(sun)
         else:
             layers_sun = None
     else:
         level = float(10 ** rng.uniform(-1.2, -0.3))
-        layers.append(Layer("room", {
-            "light_at": (float(rng.uniform(0, aspect)), float(rng.uniform(0, 1))),
-            "spread": float(rng.uniform(0.2, 0.8)),
-            "level": level,
-            "texture": _draw_octaves(rng, rng.uniform(0.05, 0.4), 3, 0.4),
-            "wall_colour": (_colour(rng, 0.15) * WARM ** rng.uniform(0, 0.5)).astype(np.float32),
-            "floor_colour": _colour(rng, 0.3),
-            "floor": float(rng.uniform(0.6, 1.1)),
-        }))  # fmt: skip
+        layers.append(
+            Layer(
+                "room",
+                {
+                    "light_at": (float(rng.uniform(0, aspect)), float(rng.uniform(0, 1))),
+                    "spread": float(rng.uniform(0.2, 0.8)),
+                    "level": level,
+                    "texture": _draw_octaves(rng, rng.uniform(0.05, 0.4), 3, 0.4),
+                    "wall_colour": (_colour(rng, 0.15) * WARM ** rng.uniform(0, 0.5)).astype(np.float32),
+                    "floor_colour": _colour(rng, 0.3),
+                    "floor": float(rng.uniform(0.6, 1.1)),
+                },
+            )
+        )
         surface_light = level * 3
         layers_sun = None
         for _ in range(rng.integers(0, 3)):
             w, h = float(rng.uniform(0.1, 0.4)), float(rng.uniform(0.15, 0.5))
             centre = (float(rng.uniform(0, aspect)), float(rng.uniform(0.1, 0.7)))
-            layers.append(Layer("window", {
-                "centre": centre,
-                "size": (w, h),
-                "bar": float(rng.uniform(0.004, 0.02)),
-                "panes": (int(rng.integers(1, 4)), int(rng.integers(1, 4))),
-                "intensity": float(10 ** rng.uniform(0.8, 2.2)),
-                "clouds": _draw_octaves(rng, rng.uniform(0.05, 0.2), 4, 0.5),
-                "cloud_gain": float(rng.uniform(0.0, 2.0)),
-                "branches": _draw_octaves(rng, rng.uniform(0.05, 0.2), 3, 0.5),
-                "branch_width": float(rng.uniform(0.0, 0.25)),
-                "branch_shadow": float(10 ** rng.uniform(-2.0, -0.5)),
-            }))  # fmt: skip
+            layers.append(
+                Layer(
+                    "window",
+                    {
+                        "centre": centre,
+                        "size": (w, h),
+                        "bar": float(rng.uniform(0.004, 0.02)),
+                        "panes": (int(rng.integers(1, 4)), int(rng.integers(1, 4))),
+                        "intensity": float(10 ** rng.uniform(0.8, 2.2)),
+                        "clouds": _draw_octaves(rng, rng.uniform(0.05, 0.2), 4, 0.5),
+                        "cloud_gain": float(rng.uniform(0.0, 2.0)),
+                        "branches": _draw_octaves(rng, rng.uniform(0.05, 0.2), 3, 0.5),
+                        "branch_width": float(rng.uniform(0.0, 0.25)),
+                        "branch_shadow": float(10 ** rng.uniform(-2.0, -0.5)),
+                    },
+                )
+            )
             anchors.append(centre)
     for _ in range(rng.integers(2, 7)):
         layers.append(_draw_surface(rng, aspect, surface_light))
     for _ in range(rng.integers(0, 3)):
         x_lo = float(rng.uniform(-0.2, aspect))
         y_lo = float(rng.uniform(0.2, 0.9))
-        layers.append(Layer("shadow", {
-            "bounds": (x_lo, x_lo + float(rng.uniform(0.2, 1.0)), y_lo, y_lo + float(rng.uniform(0.2, 0.8))),
-            "slant": float(rng.uniform(-1.5, 1.5)),
-            "softness": float(10 ** rng.uniform(-3, -1.3)),
-            "depth": float(10 ** rng.uniform(-2.0, -0.7)),
-        }))  # fmt: skip
+        layers.append(
+            Layer(
+                "shadow",
+                {
+                    "bounds": (x_lo, x_lo + float(rng.uniform(0.2, 1.0)), y_lo, y_lo + float(rng.uniform(0.2, 0.8))),
+                    "slant": float(rng.uniform(-1.5, 1.5)),
+                    "softness": float(10 ** rng.uniform(-3, -1.3)),
+                    "depth": float(10 ** rng.uniform(-2.0, -0.7)),
+                },
+            )
+        )
     if layers_sun is not None:
         layers.append(layers_sun)
     for _ in range(rng.integers(0 if outdoor else 1, 2 if outdoor else 4)):
         kind = str(rng.choice(["lamp", "lamp", "strip"]))
         if kind == "lamp":
             centre = (float(rng.uniform(0, aspect)), float(rng.uniform(0.05, 0.9)))
-            layers.append(Layer("lamp", {
-                "centre": centre,
-                "size": (float(rng.uniform(0.05, 0.25)), float(rng.uniform(0.05, 0.2))),
-                "shade_level": float(10 ** rng.uniform(0.3, 1.5)),
-                "intensity": float(10 ** rng.uniform(1.5, 3.0)),
-                "glow_level": float(10 ** rng.uniform(-0.5, 0.8)),
-                "colour": (WARM ** rng.uniform(0.3, 1.0) * _colour(rng, 0.05)).astype(np.float32),
-            }))  # fmt: skip
+            layers.append(
+                Layer(
+                    "lamp",
+                    {
+                        "centre": centre,
+                        "size": (float(rng.uniform(0.05, 0.25)), float(rng.uniform(0.05, 0.2))),
+                        "shade_level": float(10 ** rng.uniform(0.3, 1.5)),
+                        "intensity": float(10 ** rng.uniform(1.5, 3.0)),
+                        "glow_level": float(10 ** rng.uniform(-0.5, 0.8)),
+                        "colour": (WARM ** rng.uniform(0.3, 1.0) * _colour(rng, 0.05)).astype(np.float32),
+                    },
+                )
+            )
         else:
             ends = [(float(rng.uniform(0, aspect)), float(rng.uniform(0, 1))) for _ in range(2)]
             centre = ((ends[0][0] + ends[1][0]) / 2, (ends[0][1] + ends[1][1]) / 2)
             hue = np.zeros(3, dtype=np.float32)
             hue[rng.choice(3, 2, replace=False)] = rng.uniform(0.05, 1.0, 2)
             hue[rng.integers(3)] = 1.0
-            layers.append(Layer("strip", {
-                "ends": ends,
-                "width": float(rng.uniform(0.003, 0.012)),
-                "intensity": float(10 ** rng.uniform(1.0, 2.2)),
-                "halo": float(rng.uniform(0.01, 0.05)),
-                "halo_level": float(10 ** rng.uniform(-0.3, 0.7)),
-                "colour": (hue / hue.mean()).astype(np.float32),
-            }))  # fmt: skip
+            layers.append(
+                Layer(
+                    "strip",
+                    {
+                        "ends": ends,
+                        "width": float(rng.uniform(0.003, 0.012)),
+                        "intensity": float(10 ** rng.uniform(1.0, 2.2)),
+                        "halo": float(rng.uniform(0.01, 0.05)),
+                        "halo_level": float(10 ** rng.uniform(-0.3, 0.7)),
+                        "colour": (hue / hue.mean()).astype(np.float32),
+                    },
+                )
+            )
         anchors.append(centre)
     if rng.random() < 0.8:
         n = int(rng.integers(2, 14))
         centre = np.array([rng.uniform(0, aspect), rng.uniform(0.2, 1.0)])
         at = centre + rng.normal(0, rng.uniform(0.02, 0.2), (n, 2))
-        layers.append(Layer("glints", {
-            "at": [tuple(map(float, a)) for a in at],
-            "sizes": [float(v) for v in rng.uniform(0.001, 0.006, n)],
-            "angles": [float(v) for v in rng.uniform(0, np.pi, n)],
-            "stretch": [float(v) for v in rng.uniform(1.0, 4.0, n)],
-            "levels": [float(v) for v in surface_light * 10 ** rng.uniform(1.0, 3.0, n)],
-            "colour": (DAYLIGHT * _colour(rng, 0.05)).astype(np.float32),
-        }))  # fmt: skip
+        layers.append(
+            Layer(
+                "glints",
+                {
+                    "at": [tuple(map(float, a)) for a in at],
+                    "sizes": [float(v) for v in rng.uniform(0.001, 0.006, n)],
+                    "angles": [float(v) for v in rng.uniform(0, np.pi, n)],
+                    "stretch": [float(v) for v in rng.uniform(1.0, 4.0, n)],
+                    "levels": [float(v) for v in surface_light * 10 ** rng.uniform(1.0, 3.0, n)],
+                    "colour": (DAYLIGHT * _colour(rng, 0.05)).astype(np.float32),
+                },
+            )
+        )
         anchors.append((float(centre[0]), float(centre[1])))
     return Scene(float(aspect), tuple(layers), tuple(anchors))
 

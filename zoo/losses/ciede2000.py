@@ -48,9 +48,7 @@ def srgb_to_lab(rgb: torch.Tensor, dim: int = 1) -> torch.Tensor:
     """CIELAB (L in [0, 100] for inputs in [0, 1]; a, b roughly ±100) of sRGB-encoded ``rgb``, channels on ``dim``
     (e.g. (B, 3, H, W) with dim 1). Same shape and dtype as the input."""
     r, g, b = (_srgb_to_linear(c) for c in rgb.unbind(dim))
-    x, y, z = (
-        (m[0] * r + m[1] * g + m[2] * b) / white for m, white in zip(_XYZ_FROM_RGB, _WHITE_D65, strict=True)
-    )
+    x, y, z = ((m[0] * r + m[1] * g + m[2] * b) / white for m, white in zip(_XYZ_FROM_RGB, _WHITE_D65, strict=True))
     fx, fy, fz = _lab_f(x), _lab_f(y), _lab_f(z)
     return torch.stack([116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)], dim=dim)
 
@@ -71,8 +69,15 @@ def _hue(a: torch.Tensor, b: torch.Tensor, chroma_sq: torch.Tensor, eps: float) 
     return torch.where(hue < 0, hue + _TWO_PI, hue)
 
 
-def delta_e_ciede2000(lab1: torch.Tensor, lab2: torch.Tensor, dim: int = 1, k_l: float = 1.0, k_c: float = 1.0,
-                      k_h: float = 1.0, eps: float = DEFAULT_EPS) -> torch.Tensor:
+def delta_e_ciede2000(
+    lab1: torch.Tensor,
+    lab2: torch.Tensor,
+    dim: int = 1,
+    k_l: float = 1.0,
+    k_c: float = 1.0,
+    k_h: float = 1.0,
+    eps: float = DEFAULT_EPS,
+) -> torch.Tensor:
     """CIEDE2000 ΔE between CIELAB colours (channels L, a, b on ``dim``); the result drops ``dim``. Symmetric,
     0 for identical colours, about 1 for a just-noticeable difference. ``eps`` only shapes gradients (module
     docstring)."""

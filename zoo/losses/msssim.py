@@ -39,16 +39,18 @@ K1, K2 = 0.01, 0.03
 _FLOOR = 1e-6  # lower clamp of cs/ssim before fractional powers (finite values and gradients)
 
 
-def gaussian_window(size: int, sigma: float = WINDOW_SIGMA, dtype: torch.dtype = torch.float32,
-                    device: torch.device | None = None) -> torch.Tensor:
+def gaussian_window(
+    size: int, sigma: float = WINDOW_SIGMA, dtype: torch.dtype = torch.float32, device: torch.device | None = None
+) -> torch.Tensor:
     """Normalised 1-D Gaussian of ``size`` taps centred at index ``size // 2`` (shape (size,), sums to 1)."""
     positions = torch.arange(size, dtype=torch.float64) - size // 2
     window = torch.exp(-(positions**2) / (2 * sigma**2))
     return (window / window.sum()).to(dtype=dtype, device=device)
 
 
-def ssim_terms(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0,
-               window_size: int = WINDOW_SIZE) -> tuple[torch.Tensor, torch.Tensor]:
+def ssim_terms(
+    x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, window_size: int = WINDOW_SIZE
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean SSIM and mean contrast-structure term over the valid region, per image and channel.
 
     ``x``, ``y``: (B, C, H, W) in [0, data_range]. The window is min(window_size, H, W) taps (see module docstring).
@@ -76,8 +78,13 @@ def ssim_terms(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0,
     return ssim_map.mean(dim=(-2, -1)), cs_map.mean(dim=(-2, -1))
 
 
-def ms_ssim_terms(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, levels: int = len(MSSSIM_WEIGHTS),
-                  window_size: int = WINDOW_SIZE) -> tuple[torch.Tensor, torch.Tensor]:
+def ms_ssim_terms(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    data_range: float = 1.0,
+    levels: int = len(MSSSIM_WEIGHTS),
+    window_size: int = WINDOW_SIZE,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """SSIM and cs at each scale: (ssim, cs), each (levels, B, C). Scale s+1 is the 2×2 average pool (floor) of
     scale s. Inputs (B, C, H, W) in [0, data_range] with H, W ≥ 2**(levels-1)."""
     min_side = 2 ** (levels - 1)
@@ -93,9 +100,15 @@ def ms_ssim_terms(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, lev
     return torch.stack(ssims), torch.stack(css)
 
 
-def ms_ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, official_bug: bool = False,
-            weights: tuple[float, ...] = MSSSIM_WEIGHTS, window_size: int = WINDOW_SIZE,
-            normalize: bool = True) -> torch.Tensor:  # fmt: skip
+def ms_ssim(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    data_range: float = 1.0,
+    official_bug: bool = False,
+    weights: tuple[float, ...] = MSSSIM_WEIGHTS,
+    window_size: int = WINDOW_SIZE,
+    normalize: bool = True,
+) -> torch.Tensor:
     """MS-SSIM of ``x`` against ``y`` ((B, C, H, W), values in [0, data_range]); a scalar, 1 for identical inputs.
 
     ``official_bug``: combine the scales as the two-stage repo does (coarsest SSIM to the power 4·w5, no cs_5);

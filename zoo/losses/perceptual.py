@@ -33,8 +33,21 @@ from zoo.tf_compat import max_pool_same
 log = logging.getLogger(__name__)
 
 VGG16_CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)  # conv1_1 … conv5_3 in torchvision's features
-VGG16_CONV_SHAPES = ((3, 64), (64, 64), (64, 128), (128, 128), (128, 256), (256, 256), (256, 256),
-                     (256, 512), (512, 512), (512, 512), (512, 512), (512, 512), (512, 512))  # fmt: skip
+VGG16_CONV_SHAPES = (
+    (3, 64),
+    (64, 64),
+    (64, 128),
+    (128, 128),
+    (128, 256),
+    (256, 256),
+    (256, 256),
+    (256, 512),
+    (512, 512),
+    (512, 512),
+    (512, 512),
+    (512, 512),
+    (512, 512),
+)
 VGG16_STAGE_SIZES = (2, 2, 3, 3, 3)  # convs per pooling stage
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 IMAGENET_MEAN_RGB, IMAGENET_STD_RGB = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -79,8 +92,10 @@ def vgg_input(x: torch.Tensor, convention: str) -> torch.Tensor:
         return (x - mean) / std
     if convention == "caffe":
         scaled = x * 255.0
-        return torch.stack([scaled[:, 2] - CAFFE_MEAN_BGR[0], scaled[:, 1] - CAFFE_MEAN_BGR[1],
-                            scaled[:, 0] - CAFFE_MEAN_BGR[2]], dim=1)  # fmt: skip
+        return torch.stack(
+            [scaled[:, 2] - CAFFE_MEAN_BGR[0], scaled[:, 1] - CAFFE_MEAN_BGR[1], scaled[:, 0] - CAFFE_MEAN_BGR[2]],
+            dim=1,
+        )
     raise ZooError(f"VGG16 input convention must be one of {CONVENTIONS}, got {convention!r}")
 
 
@@ -141,8 +156,10 @@ class PerceptualLoss(nn.Module):
     def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if self.vgg is None:
             if not self._warned:
-                log.warning("perceptual loss disabled: no VGG16 weights file given (recipe option vgg_weights); "
-                            "training runs without that term")  # fmt: skip
+                log.warning(
+                    "perceptual loss disabled: no VGG16 weights file given (recipe option vgg_weights); "
+                    "training runs without that term"
+                )
                 self._warned = True
             return prediction.new_zeros(prediction.shape[0])
         weight = self.vgg.convs[0].weight

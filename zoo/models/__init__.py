@@ -1,4 +1,5 @@
 """Explicit imports register the models (no directory scanning)."""
+
 from zoo.models import (
     baselines,  # noqa: F401
     hdrunet,  # noqa: F401

@@ -207,30 +207,45 @@ def _baseline(name: str, build, output_domain: str, paper: str, description: str
 
 
 IDENTITY = _baseline(
-    "identity", Identity, "ntire_gamma", "none (baseline: LDR input as HDR)",
+    "identity",
+    Identity,
+    "ntire_gamma",
+    "none (baseline: LDR input as HDR)",
     "LDR input read as NTIRE gamma-encoded HDR; no reconstruction",
-)  # fmt: skip
+)
 INVERSE_GAMMA = _baseline(
-    "inverse_gamma", InverseGamma, "linear_relative", "none (baseline: the sRGB EOTF, IEC 61966-2-1)",
+    "inverse_gamma",
+    InverseGamma,
+    "linear_relative",
+    "none (baseline: the sRGB EOTF, IEC 61966-2-1)",
     "LDR input linearised with the sRGB EOTF (differs from identity: sRGB toe and exponent, not the NTIRE 2.24)",
-)  # fmt: skip
+)
 TONE_CHEAT = _baseline(
-    "tone_cheat", ToneCheat, "linear_relative",
+    "tone_cheat",
+    ToneCheat,
+    "linear_relative",
     "Eilertsen et al., How to cheat with metrics in single-image HDR reconstruction, ICCVW 2021",
     "global exposure and gamma fitted once without evaluation references: reconstructs nothing",
-)  # fmt: skip
+)
 AKYUZ = _baseline(
-    "akyuz", Akyuz, "linear_relative", "Akyüz et al., Do HDR displays support LDR content?, SIGGRAPH 2007",
+    "akyuz",
+    Akyuz,
+    "linear_relative",
+    "Akyüz et al., Do HDR displays support LDR content?, SIGGRAPH 2007",
     "classic expansion operator: linear expansion of the normalised luminance to a peak",
-)  # fmt: skip
+)
 MASIA = _baseline(
-    "masia", Masia, "linear_relative",
+    "masia",
+    Masia,
+    "linear_relative",
     "Masia et al., Evaluation of reverse tone mapping through varying exposure conditions, SIGGRAPH Asia 2009",
     "classic expansion operator: gamma expansion with the exponent set by the image key",
-)  # fmt: skip
+)
 LANDIS = _baseline(
-    "landis", Landis, "linear_relative",
+    "landis",
+    Landis,
+    "linear_relative",
     "Landis, Production-ready global illumination, SIGGRAPH 2002 Course Notes 16 (formula as in Banterle et al., "
     "CGF 2009)",
     "classic expansion operator: linearise, expand luminance above a threshold with a power fall-off",
-)  # fmt: skip
+)

@@ -66,9 +66,13 @@ def write_report(runs_dir: Path, out_dir: Path, plots: bool = True) -> str:
     if plots:
         figures = write_plots(tables, runs_dir, out_dir / PLOTS_DIR)
     markdown = render_markdown(tables, failed, unreadable, bench_note, figures, runs_dir.as_posix())
-    texts = {"summary.csv": render_summary_csv(tables), "failed.csv": render_failed_csv(failed),
-             "tables.md": markdown, "tables.tex": render_latex(tables, runs_dir.as_posix()),
-             PAGE_NAME: render_page(tables, runs_dir, runs_dir.as_posix())}  # fmt: skip
+    texts = {
+        "summary.csv": render_summary_csv(tables),
+        "failed.csv": render_failed_csv(failed),
+        "tables.md": markdown,
+        "tables.tex": render_latex(tables, runs_dir.as_posix()),
+        PAGE_NAME: render_page(tables, runs_dir, runs_dir.as_posix()),
+    }
     for name, text in texts.items():
         atomic_write(out_dir / name, lambda tmp, text=text: tmp.write_text(text, encoding="utf-8"))
     log.info("report: %d runs (%d failed) → %d tables in %s", len(rows), len(failed), len(tables), out_dir)

@@ -55,4 +55,7 @@ def read_bench(path: Path) -> tuple[dict[str, tuple[float, str]], str]:
                     found[record["model"]] = (float(record["seconds"]), label)
                 except ValueError:
                     continue
-    return found, f"{BENCH_CSV.as_posix()} beside these tables (seconds at {BENCH_SIZE.replace('x', '×')}, untiled where measured)"
+    return (
+        found,
+        f"{BENCH_CSV.as_posix()} beside these tables (seconds at {BENCH_SIZE.replace('x', '×')}, untiled where measured)",
+    )

@@ -53,8 +53,13 @@ def write_plots(tables: list[Table], runs_dir: Path, plots_dir: Path) -> PlotRes
     colours = _colours(tables)
     for table in tables:
         names, notes = [], []
-        for name, draw in (("metrics", _metrics), ("gmacs", _gmacs), ("latency", _latency), ("training", _training),
-                           ("visual", _visual)):  # fmt: skip
+        for name, draw in (
+            ("metrics", _metrics),
+            ("gmacs", _gmacs),
+            ("latency", _latency),
+            ("training", _training),
+            ("visual", _visual),
+        ):
             fig = draw(plt, table, colours, runs_dir, notes)
             if fig is None:
                 continue
@@ -113,8 +118,9 @@ def _metrics(plt: Any, table: Table, colours: dict[str, Any], runs_dir: Path, no
             e = v.estimates[metric]
             if math.isfinite(e.mean):
                 colour, marker, _ = styles[v.label]
-                ax.errorbar([e.mean], [y], xerr=[[e.mean - e.low], [e.high - e.mean]], fmt=marker, color=colour,
-                            capsize=3, ms=5)  # fmt: skip
+                ax.errorbar(
+                    [e.mean], [y], xerr=[[e.mean - e.low], [e.high - e.mean]], fmt=marker, color=colour, capsize=3, ms=5
+                )
         ax.set_title(METRIC_NAMES[metric])
         ax.grid(axis="x", alpha=0.3)
         ax.margins(x=0.15)
@@ -134,8 +140,16 @@ def _scatter(plt: Any, table: Table, colours: dict[str, Any], xs: list[float], x
         if not (math.isfinite(x) and math.isfinite(e.mean)):
             continue
         colour, marker, _ = styles[v.label]
-        ax.errorbar([x], [e.mean], yerr=[[e.mean - e.low], [e.high - e.mean]], fmt=marker, color=colour, capsize=3,
-                    label=v.label, ms=6)  # fmt: skip
+        ax.errorbar(
+            [x],
+            [e.mean],
+            yerr=[[e.mean - e.low], [e.high - e.mean]],
+            fmt=marker,
+            color=colour,
+            capsize=3,
+            label=v.label,
+            ms=6,
+        )
         drawn += 1
     if not drawn:
         plt.close(fig)
@@ -188,8 +202,16 @@ def _training(plt: Any, table: Table, colours: dict[str, Any], runs_dir: Path, n
             if key in c:
                 steps, mean = c[key]
                 colour, marker, line = styles[label]
-                ax.plot(steps, mean, line, marker=marker if len(steps) <= 20 else None, ms=3, color=colour,
-                        label=label, lw=1.2)  # fmt: skip
+                ax.plot(
+                    steps,
+                    mean,
+                    line,
+                    marker=marker if len(steps) <= 20 else None,
+                    ms=3,
+                    color=colour,
+                    label=label,
+                    lw=1.2,
+                )
                 values.append(mean)
         flat = np.concatenate(values)
         if (flat > 0).all() and flat.max() / flat.min() > 10:  # log only where it helps
@@ -209,8 +231,14 @@ def _visual(plt: Any, table: Table, colours: dict[str, Any], runs_dir: Path, not
     panels: list[tuple[str, dict[str, np.ndarray]]] = []
     missing, mismatched = [], []
     for v in table.variants:
-        path = next((preview_path(runs_dir / f"{r['run_id']}.json") for r in v.rows
-                     if preview_path(runs_dir / f"{r['run_id']}.json").is_file()), None)  # fmt: skip
+        path = next(
+            (
+                preview_path(runs_dir / f"{r['run_id']}.json")
+                for r in v.rows
+                if preview_path(runs_dir / f"{r['run_id']}.json").is_file()
+            ),
+            None,
+        )
         if path is None:
             missing.append(v.label)
             continue

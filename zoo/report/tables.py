@@ -35,14 +35,27 @@ from zoo.stats import Estimate, bootstrap_ci
 # The two protocols, never mixed in one table: NTIRE 2021 (relative HDR, μ-law with the reference's percentile) and
 # SI-HDR (absolute luminance, PU21, raw and CRF-corrected). HEADLINE keeps the four columns of the short console view.
 NTIRE_COLUMNS = ("psnr_l_ntire", "psnr_mu_ntire", "ssim_mu_ntire")
-SIHDR_COLUMNS = ("pu21_psnr_rgb", "pu21_psnr_rgb_crf", "pu21_psnr_y", "pu21_psnr_y_crf", "pu21_ssim_y",
-                 "pu21_ssim_y_crf")  # fmt: skip
+SIHDR_COLUMNS = (
+    "pu21_psnr_rgb",
+    "pu21_psnr_rgb_crf",
+    "pu21_psnr_y",
+    "pu21_psnr_y_crf",
+    "pu21_ssim_y",
+    "pu21_ssim_y_crf",
+)
 ESTIMATED = NTIRE_COLUMNS + SIHDR_COLUMNS
 HEADLINE = ("psnr_l_ntire", "psnr_mu_ntire", "ssim_mu_ntire", "pu21_psnr_rgb")
-METRIC_NAMES = {"psnr_l_ntire": "PSNR-L (dB)", "psnr_mu_ntire": "PSNR-µ (dB)", "ssim_mu_ntire": "SSIM-µ",
-                "pu21_psnr_rgb": "PU21-PSNR (dB)", "pu21_psnr_rgb_crf": "PU21-PSNR CRF (dB)",
-                "pu21_psnr_y": "PU21-PSNR-Y (dB)", "pu21_psnr_y_crf": "PU21-PSNR-Y CRF (dB)",
-                "pu21_ssim_y": "PU21-SSIM-Y", "pu21_ssim_y_crf": "PU21-SSIM-Y CRF"}  # fmt: skip
+METRIC_NAMES = {
+    "psnr_l_ntire": "PSNR-L (dB)",
+    "psnr_mu_ntire": "PSNR-µ (dB)",
+    "ssim_mu_ntire": "SSIM-µ",
+    "pu21_psnr_rgb": "PU21-PSNR (dB)",
+    "pu21_psnr_rgb_crf": "PU21-PSNR CRF (dB)",
+    "pu21_psnr_y": "PU21-PSNR-Y (dB)",
+    "pu21_psnr_y_crf": "PU21-PSNR-Y CRF (dB)",
+    "pu21_ssim_y": "PU21-SSIM-Y",
+    "pu21_ssim_y_crf": "PU21-SSIM-Y CRF",
+}
 DIGITS = {m: 4 if "ssim" in m else 2 for m in ESTIMATED}
 SIGNIFICANCE_METRIC = "pu21_psnr_rgb"
 SIGNIFICANCE_DB = 3.5  # SI-HDR benchmark: smaller PU21-PSNR differences are not significant
@@ -220,8 +233,7 @@ def _per_image(variant: Variant, metric: str) -> dict[str, float]:
     return {k: float(np.mean(v)) for k, v in values.items()}
 
 
-def paired_statistics(table: Table, metric: str = SIGNIFICANCE_METRIC, n_resamples: int = 2000,
-                      seed: int = 0) -> None:  # fmt: skip
+def paired_statistics(table: Table, metric: str = SIGNIFICANCE_METRIC, n_resamples: int = 2000, seed: int = 0) -> None:
     """Fill ``table.paired`` (each variant's per-image difference to the best variant on the images both scored,
     seed means per image, bootstrap 95 % CI) and ``table.p_best`` (how often each variant has the highest mean over
     the images common to all, when the images are resampled with replacement)."""
@@ -266,9 +278,13 @@ def build_tables(rows: list[dict[str, Any]], bench: dict[str, tuple[float, str]]
             for placement, members in sorted(groups[(family, evaluation)].items()):
                 members = sorted(members, key=lambda r: (int(r.get("seed", 0)), r["run_id"]))
                 first = members[0]
-                variant = Variant(label=placement.label, model=first["model"], baseline=_is_baseline(first),
-                                  config={k: v for k, v in first.get("config", {}).items() if k != "seed"},
-                                  rows=members)  # fmt: skip
+                variant = Variant(
+                    label=placement.label,
+                    model=first["model"],
+                    baseline=_is_baseline(first),
+                    config={k: v for k, v in first.get("config", {}).items() if k != "seed"},
+                    rows=members,
+                )
                 variant.estimates = {m: _estimate(members, m) for m in ESTIMATED}
                 variant.gmacs = gmacs(first["model"], variant.config.get("model", {}).get("args", {}))
                 if not variant.config.get("model", {}).get("args"):  # the benchmark runs the official variant only
@@ -278,10 +294,14 @@ def build_tables(rows: list[dict[str, Any]], bench: dict[str, tuple[float, str]]
             variants.sort(key=lambda v: (v.baseline, v.label))
             protocol_id = protocol_ids.setdefault(canonical(evaluation.protocol), f"P{len(protocol_ids) + 1}")
             table = Table(
-                key=family if len(evaluations) == 1 else f"{family}-{n + 1}", family=family,
-                protocol_id=protocol_id, protocol=evaluation.protocol,
-                scale_rule=evaluation.scale_rule, data=evaluation.data, variants=variants,
-            )  # fmt: skip
+                key=family if len(evaluations) == 1 else f"{family}-{n + 1}",
+                family=family,
+                protocol_id=protocol_id,
+                protocol=evaluation.protocol,
+                scale_rule=evaluation.scale_rule,
+                data=evaluation.data,
+                variants=variants,
+            )
             paired_statistics(table)
             tables.append(table)
     return tables

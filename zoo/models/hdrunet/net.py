@@ -96,9 +96,14 @@ class HDRUNet(nn.Module):
         self.CondNet2 = nn.Sequential(conv(nf, nf, 3, 2), lrelu(), conv(nf, 32, 1))
         self.CondNet3 = nn.Sequential(conv(nf, nf, 3, 2), lrelu(), conv(nf, 32, 3, 2))
         self.mask_est = nn.Sequential(
-            conv(3, nf, 3), nn.ReLU(inplace=True), conv(nf, nf, 3), nn.ReLU(inplace=True),
-            conv(nf, nf, 1), nn.ReLU(inplace=True), conv(nf, 3, 1),
-        )  # fmt: skip
+            conv(3, nf, 3),
+            nn.ReLU(inplace=True),
+            conv(nf, nf, 3),
+            nn.ReLU(inplace=True),
+            conv(nf, nf, 1),
+            nn.ReLU(inplace=True),
+            conv(nf, 3, 1),
+        )
         if not use_condition:  # ablation: no condition network, no SFT parameters
             for name in ("SFT_layer1", "SFT_layer2", "cond_first", "CondNet1", "CondNet2", "CondNet3"):
                 delattr(self, name)

@@ -27,5 +27,9 @@ def hdrunet_recipe(loss: str = "tanh_l1") -> Recipe:
         milestones=(0.2, 0.4, 0.6, 0.8),
         gamma=0.5,
     )
-    return Recipe(stages=(stage,), notes=f"official HDRUNet schedule, loss={loss}", official_steps=1_000_000,
-                  official_batch_size=16)  # fmt: skip
+    return Recipe(
+        stages=(stage,),
+        notes=f"official HDRUNet schedule, loss={loss}",
+        official_steps=1_000_000,
+        official_batch_size=16,
+    )

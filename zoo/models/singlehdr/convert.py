@@ -169,7 +169,6 @@ def convert_official(obj: Any) -> dict[str, torch.Tensor] | None:
     return state
 
 
-
 def read_tf_checkpoint(ckpt_path: str | Path) -> dict[str, np.ndarray]:
     """All variables of a TF checkpoint (prefix or folder) as {name: array}, Adam slots included (the conversion
     skips them). Raises ``ZooError`` when TensorFlow is missing or the checkpoint is unreadable."""

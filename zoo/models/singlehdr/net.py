@@ -83,8 +83,9 @@ class SingleHDR(nn.Module, GlobalBranchTiling):
         hal_raw = self.hallucination(b, taps)
         return b + alpha * torch.relu(hal_raw), hal_raw, alpha
 
-    def run(self, x: torch.Tensor, taps: Taps = None, refine: bool = True,
-            invcrf: torch.Tensor | None = None) -> dict[str, torch.Tensor]:  # fmt: skip
+    def run(
+        self, x: torch.Tensor, taps: Taps = None, refine: bool = True, invcrf: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         """The official graph on an input whose H and W are multiples of 32 (no padding).
 
         Returns deq_raw, C, invcrf (B, 1024), B, alpha (B, 1, H, W), hal_raw, A, and (with refinement) ref_raw; plus
@@ -157,8 +158,12 @@ def build_singlehdr(
 
     basis = load_inverse_basis(response_basis, k=BASIS_COMPONENTS)
     if response_basis is not None and basis.sha256 != OFFICIAL_INVEMOR_SHA256:
-        log.warning("%s: sha256 %s… is not the official invemor.txt (%s…); official weights expect the official basis",
-                    response_basis, basis.sha256[:12], OFFICIAL_INVEMOR_SHA256[:12])  # fmt: skip
+        log.warning(
+            "%s: sha256 %s… is not the official invemor.txt (%s…); official weights expect the official basis",
+            response_basis,
+            basis.sha256[:12],
+            OFFICIAL_INVEMOR_SHA256[:12],
+        )
     g0, components = torch.from_numpy(basis.g0), torch.from_numpy(basis.components)
     model = SingleHDR(g0, components, refinement, pad_border, basis.source or "project", highlight_threshold)
     if vgg16_encoder is not None:

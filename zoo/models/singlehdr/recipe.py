@@ -164,9 +164,7 @@ class JointWeights:
     tv: float = 0.1
 
 
-def joint_objective(
-    perceptual: PerceptualLoss, weights: JointWeights = JointWeights(), kind: str = "log_l1"
-) -> LossFn:
+def joint_objective(perceptual: PerceptualLoss, weights: JointWeights = JointWeights(), kind: str = "log_l1") -> LossFn:
     """The paper's joint fine-tuning of Deq + Lin + Hal on the LDR (no official code): Ltotal = λdeq·Ldeq +
     λlin·Llin + λcrf·Lcrf + λhal·Lhal + λp·Lp + λtv·Ltv, every term with its stage's official form and intermediate
     target (Lhal/Lp/Ltv against ``linear_noisy``, the Hallucination stage's target), masked per image."""
@@ -178,8 +176,14 @@ def joint_objective(
         lin = per_image_mse(out["B"], batch["linear_clipped"])
         crf = per_image_mse(out["invcrf"], batch["inv_crf"])
         terms = hallucination_terms(out["A"], batch["linear_noisy"], perceptual, kind)
-        total = (weights.deq * deq + weights.lin * lin + weights.crf * crf + weights.hal * terms["hal"]
-                 + weights.perceptual * terms["perceptual"] + weights.tv * terms["tv"])  # fmt: skip
+        total = (
+            weights.deq * deq
+            + weights.lin * lin
+            + weights.crf * crf
+            + weights.hal * terms["hal"]
+            + weights.perceptual * terms["perceptual"]
+            + weights.tv * terms["tv"]
+        )
         mask = exposure_mask(batch["ldr"])
         return masked_mean(total, mask), _log(deq_mse=deq, lin_mse=lin, crf_mse=crf, **terms, kept=mask)
 
@@ -273,14 +277,22 @@ def singlehdr_recipe(
         stage("dequantization", (deq,), dequantization_objective(), PRETRAIN_LR, (deq,)),
         stage("linearization", (lin,), linearization_objective(), PRETRAIN_LR, (lin,)),
         stage("hallucination", (hal,), hallucination_objective(perceptual, hallucination_loss), PRETRAIN_LR, (hal,)),
-        stage("joint", (deq, lin, hal), joint_objective(perceptual, joint_weights, hallucination_loss), FINETUNE_LR,
-              (deq, lin, hal)),
+        stage(
+            "joint",
+            (deq, lin, hal),
+            joint_objective(perceptual, joint_weights, hallucination_loss),
+            FINETUNE_LR,
+            (deq, lin, hal),
+        ),
     ]
     if refinement:
         stages.append(stage("refinement", ("model",), refine_loss, FINETUNE_LR, ("model",)))
-    notes = (f"SingleHDR staged recipe: {', '.join(s.name for s in stages)}; perceptual "
-             f"{'on (' + str(vgg_weights) + ')' if vgg_weights else 'off (no vgg_weights)'}; "
-             f"refinement_scale={refinement_scale}; hallucination_loss={hallucination_loss}")  # fmt: skip
+    notes = (
+        f"SingleHDR staged recipe: {', '.join(s.name for s in stages)}; perceptual "
+        f"{'on (' + str(vgg_weights) + ')' if vgg_weights else 'off (no vgg_weights)'}; "
+        f"refinement_scale={refinement_scale}; hallucination_loss={hallucination_loss}"
+    )
     # Official length: 500k iterations for each of Deq, Lin and Hal plus the 100k refinement fine-tune, batch 8.
-    return Recipe(stages=tuple(stages), needs=RECIPE_NEEDS, notes=notes, official_steps=1_600_000,
-                  official_batch_size=8)  # fmt: skip
+    return Recipe(
+        stages=tuple(stages), needs=RECIPE_NEEDS, notes=notes, official_steps=1_600_000, official_batch_size=8
+    )

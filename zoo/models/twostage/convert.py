@@ -65,14 +65,16 @@ def _convert_stage(official: Mapping[str, Any], stage: str, origin: str, prefix:
         raise ZooError(f"{origin}: expected a state dict, got {type(official).__name__}")
     state = dict(official)
     if state and all(k.startswith("module.") for k in state):  # saved from DataParallel
-        state = {k[len("module."):]: v for k, v in state.items()}
+        state = {k[len("module.") :]: v for k, v in state.items()}
     names = official_key_map(stage)
     unused = UNUSED_OFFICIAL_KEYS[stage]
     unexpected = sorted(prefix + k for k in state if k not in names and k not in unused)
     missing = sorted(prefix + k for k in names if k not in state)
     if unexpected or missing:
-        parts = [f"unexpected keys: {', '.join(unexpected)}" if unexpected else "",
-                 f"missing keys: {', '.join(missing)}" if missing else ""]
+        parts = [
+            f"unexpected keys: {', '.join(unexpected)}" if unexpected else "",
+            f"missing keys: {', '.join(missing)}" if missing else "",
+        ]
         raise ZooError(f"{origin}: not the official two-stage {stage} layout; " + "; ".join(p for p in parts if p))
     return {f"{stage}.{names[k]}": torch.as_tensor(v) for k, v in state.items() if k in names}
 
@@ -111,7 +113,7 @@ def convert_official(obj: Any) -> dict[str, torch.Tensor] | None:
         raise ZooError(f"official two-stage state dict: unexpected keys outside stage1./stage2.: {listed}")
     converted: dict[str, torch.Tensor] = {}
     for stage in ("stage1", "stage2"):
-        part = {k[len(stage) + 1:]: v for k, v in obj.items() if k.startswith(stage + ".")}
+        part = {k[len(stage) + 1 :]: v for k, v in obj.items() if k.startswith(stage + ".")}
         if part:
             converted |= _convert_stage(part, stage, "state dict", prefix=stage + ".")
     return converted

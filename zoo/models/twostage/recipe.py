@@ -55,8 +55,9 @@ def _model_for(nets: nn.ModuleDict, expected: str) -> TwoStageHDR:
     return model
 
 
-def _stage1_loss(step: StepContext[TwoStageShared], *, stages: str,
-                 msssim_official_bug: bool) -> tuple[torch.Tensor, dict[str, float]]:  # fmt: skip
+def _stage1_loss(
+    step: StepContext[TwoStageShared], *, stages: str, msssim_official_bug: bool
+) -> tuple[torch.Tensor, dict[str, float]]:
     """Stage I: L1 + (1 − MS-SSIM) + 1e-3·BCE(D(out1), 1), against gt8 (two-stage) or the HDR target (stage-I-only
     ablation). Passes out1 (detached) and the target on to the discriminator and stage II."""
     model = _model_for(step.nets, stages)
@@ -88,8 +89,9 @@ def _discriminator_loss(step: StepContext[TwoStageShared]) -> tuple[torch.Tensor
     return loss, {"p_real": p_real, "p_fake": p_fake}
 
 
-def _stage2_loss(step: StepContext[TwoStageShared], *, stages: str,
-                 ciede2000_grad: bool) -> tuple[torch.Tensor, dict[str, float]]:  # fmt: skip
+def _stage2_loss(
+    step: StepContext[TwoStageShared], *, stages: str, ciede2000_grad: bool
+) -> tuple[torch.Tensor, dict[str, float]]:
     """Stage II: L1 + mean ΔE2000 / 255 against the HDR target, on out1.detach() (or the LDR input in the
     stage-II-only ablation). ``ciede2000_grad=False``: the colour term is computed without gradient and only logged
     (official behaviour)."""
@@ -123,14 +125,23 @@ def twostage_recipe(stages: str = "both", ciede2000_grad: bool = True, msssim_of
     if stages not in STAGE_CHOICES:
         raise ZooError(f"twostage recipe: stages must be one of {', '.join(STAGE_CHOICES)}, got {stages!r}")
     adam = {"lr": LEARNING_RATE, "betas": ADAM_BETAS}
-    stage1 = Objective("stage1", ("model.stage1",), partial(_stage1_loss, stages=stages,
-                                                            msssim_official_bug=msssim_official_bug),
-                       writes=("out1", "stage1_target"), **adam)  # fmt: skip
-    discriminator = Objective("discriminator", ("discriminator",), _discriminator_loss,
-                              reads=("out1", "stage1_target"), **adam)  # fmt: skip
-    stage2 = Objective("stage2", ("model.stage2",), partial(_stage2_loss, stages=stages,
-                                                            ciede2000_grad=ciede2000_grad),
-                       reads=("out1",) if stages == "both" else (), **adam)  # fmt: skip
+    stage1 = Objective(
+        "stage1",
+        ("model.stage1",),
+        partial(_stage1_loss, stages=stages, msssim_official_bug=msssim_official_bug),
+        writes=("out1", "stage1_target"),
+        **adam,
+    )
+    discriminator = Objective(
+        "discriminator", ("discriminator",), _discriminator_loss, reads=("out1", "stage1_target"), **adam
+    )
+    stage2 = Objective(
+        "stage2",
+        ("model.stage2",),
+        partial(_stage2_loss, stages=stages, ciede2000_grad=ciede2000_grad),
+        reads=("out1",) if stages == "both" else (),
+        **adam,
+    )
     objectives = {"both": (stage1, discriminator, stage2), "stage1": (stage1, discriminator), "stage2": (stage2,)}
     uses_discriminator = stages != "stage2"
     return Recipe(
