@@ -84,7 +84,7 @@ def test_tiled_equals_untiled(name):
     align = tiling.tiling_hooks(model).align
     tile = max(align, 64)
     plan = tiling.plan_tiles(model, HEIGHT, WIDTH, tile=tile)
-    assert plan is not None and len(plan.windows(-(-HEIGHT // align) * align, -(-WIDTH // align) * align)) > 1
+    assert plan is not None and len(plan.windows(*tiling.framed_size(tiling.tiling_hooks(model), HEIGHT, WIDTH))) > 1
     with torch.inference_mode():
         untiled = model(x)
         tiled = tiling.tiled_forward(model, x, plan)
@@ -179,7 +179,10 @@ SEAM_BOUND = 1e-4  # max |tiled − untiled| at the default (effective) halo, re
 
 
 @pytest.mark.parametrize("weights", ["random", "shipped"])
-@pytest.mark.parametrize("name", ["hdrunet", "twostage"])
+@pytest.mark.parametrize(
+    "name",
+    ["hdrunet", "twostage", pytest.param("singlehdr", marks=pytest.mark.slow)],  # singlehdr: minutes
+)
 def test_multi_window_tiling_has_no_seam(name, weights):
     """At least 4×4 windows, each smaller than the image, at the default halo: the error is bounded everywhere and
     in particular on the rows and columns next to every core boundary (where a seam would show)."""
@@ -191,11 +194,56 @@ def test_multi_window_tiling_has_no_seam(name, weights):
     size = 4 * tile  # 4×4 cores
     x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(5)) ** 2
     plan = tiling.plan_tiles(model, size, size, tile=tile)
-    windows = plan.windows(size, size)
-    assert len(windows) >= 16 and all((w.stop - w.start) < size for _, _, w, _ in windows), (halo, align)
+    framed_h, framed_w = tiling.framed_size(tiling.tiling_hooks(model), size, size)
+    windows = plan.windows(framed_h, framed_w)
+    assert len(windows) >= 16 and all((w.stop - w.start) < framed_h for _, _, w, _ in windows), (halo, align)
     with torch.inference_mode():
         untiled, tiled = model(x), tiling.tiled_forward(model, x, plan)
     error = (tiled - untiled).abs()[0].amax(dim=0) / untiled.abs().max()
-    seams = sorted({r.start for r, _, _, _ in windows if r.start} | {r.start - 1 for r, _, _, _ in windows if r.start})
-    assert float(error.max()) <= SEAM_BOUND, (name, weights, halo, float(error.max()))
+    top, left = tiling.tiling_hooks(model).frame(x)[1]  # core boundaries of the frame, in image rows/columns
+    starts = {r.start - top for r, _, _, _ in windows if 0 < r.start - top < size}
+    starts |= {c.start - left for _, c, _, _ in windows if 0 < c.start - left < size}
+    seams = sorted(starts | {s - 1 for s in starts})
+    assert seams and float(error.max()) <= SEAM_BOUND, (name, weights, halo, float(error.max()))
     assert float(error[seams].max()) <= SEAM_BOUND and float(error[:, seams].max()) <= SEAM_BOUND
+
+
+def test_windows_are_planned_on_the_frame_the_model_runs():
+    """SingleHDR pads 32 px symmetrically and rounds up to 32: a 1900×1060 photo runs as 1984×1152, and the cores
+    partition that frame, not the photo rounded up to 32 (1920×1088). Under a budget that cannot hold the context
+    pass on the whole frame, the context gets a pixel limit below the frame's."""
+    model = zoo.create_model("singlehdr").eval()
+    hooks = tiling.tiling_hooks(model)
+    assert tiling.framed_size(hooks, 1060, 1900) == (1152, 1984)
+    budget = int(tiling.activation_bytes_per_pixel(model) * tiling.SAFETY * 200_000)  # windows of ≤ 200k px
+    plan = tiling.plan_tiles(model, 1060, 1900, budget_bytes=budget, halo=64)
+    cores = plan.windows(1152, 1984)
+    rows = sorted({(r.start, r.stop) for r, _, _, _ in cores})
+    cols = sorted({(c.start, c.stop) for _, c, _, _ in cores})
+    assert rows[0][0] == 0 and rows[-1][1] == 1152 and all(a[1] == b[0] for a, b in zip(rows, rows[1:]))
+    assert cols[0][0] == 0 and cols[-1][1] == 1984 and all(a[1] == b[0] for a, b in zip(cols, cols[1:]))
+    assert plan.context_pixels is not None and plan.context_pixels < 1152 * 1984
+    assert plan.context_pixels == pytest.approx(budget / (tiling.SAFETY * tiling.context_bytes_per_pixel(model)))
+
+
+CONTEXT_PSNR_BOUND = 40.0  # dB (peak: the untiled output's), context on a quarter of the pixels; measured 45–60 dB
+
+
+def test_reduced_resolution_context_on_the_shipped_singlehdr():
+    """The one approximation of tiling: SingleHDR's response curve computed on the frame downscaled to fit the budget.
+    Measured on real evaluation scenes with the shipped weights: with the whole frame the output equals the untiled
+    one; with a quarter of its pixels it stays within ``CONTEXT_PSNR_BOUND``."""
+    from zoo.data import DataConfig, build_dataset
+
+    model = zoo.create_model("singlehdr", pretrained=True).eval()
+    scenes = build_dataset(DataConfig(name="real", eval_height=None, eval_width=None), "eval")
+    hooks = tiling.tiling_hooks(model)
+    for index in range(2):
+        x = scenes[index]["ldr"][None]
+        fh, fw = tiling.framed_size(hooks, *x.shape[-2:])
+        with torch.inference_mode():
+            untiled = model(x)
+            whole = tiling.tiled_forward(model, x, tiling.TilePlan(fh, fw, 0, 32, context_pixels=fh * fw))
+            quarter = tiling.tiled_forward(model, x, tiling.TilePlan(fh, fw, 0, 32, context_pixels=fh * fw / 4))
+        assert float((whole - untiled).abs().max()) <= 1e-5 * float(untiled.abs().max())
+        assert psnr(untiled, quarter) >= CONTEXT_PSNR_BOUND, psnr(untiled, quarter)

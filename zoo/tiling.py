@@ -21,7 +21,14 @@ rounding. On HDRUNet (random init) the effective halo is 20–24 px instead of 9
 Global branches. A model whose spec says ``has_global_branch`` (SingleHDR's inverse response curve is a function of
 the whole image) tiles only if it implements ``zoo.tileable.GlobalBranchTiling`` (frame the image, compute the global
 context once, run a window with it); otherwise ``plan_tiles`` runs it untiled (and refuses an explicit tile size with
-a ``ZooError``).
+a ``ZooError``). Windows are planned on the frame the model really runs on (``framed_size``: SingleHDR pads 32 px
+symmetrically and rounds up to 32, so a 1900×1060 photo runs as 1984×1152). The context is computed once on the
+whole framed image, unless an automatic plan's budget cannot hold the context pass on the whole frame
+(``context_bytes_per_pixel``): then it is computed on the frame downscaled by area averaging to what the budget holds
+(``context_input``; 22 % of a 1900×1060 frame's pixels for SingleHDR at the default 1 GiB), so no pass exceeds the
+budget.
+That is an approximation (the only one in tiling); tests/test_tiling.py measures its effect on the shipped SingleHDR
+weights.
 
 Memory model. Peak memory of a convolutional network grows linearly with the pixels it processes. ``activation_bytes_
 per_pixel`` runs one window of ``PROBE_SIZE``² pixels under a dispatch mode that counts the bytes of every live tensor
@@ -36,7 +43,9 @@ interpreter, torch and the weights (about 0.25 GB) and the image buffers (about 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 import os
 import weakref
 from collections.abc import Callable
@@ -62,18 +71,22 @@ DEFAULT_BUDGET = 1 << 30  # peak RSS growth for one window: about 1.4 GB peak RS
 # Measured once per model object (the probes cost more than a small image's pass); weak keys: no model is kept alive.
 _RECEPTIVE_FIELDS: weakref.WeakKeyDictionary[nn.Module, ReceptiveField] = weakref.WeakKeyDictionary()
 _BYTES_PER_PIXEL: weakref.WeakKeyDictionary[nn.Module, float] = weakref.WeakKeyDictionary()
+_CONTEXT_BYTES_PER_PIXEL: weakref.WeakKeyDictionary[nn.Module, float] = weakref.WeakKeyDictionary()
 SAFETY = 2.4  # peak RSS growth / counted activation bytes, measured at 1900×1060 with reuse_freed_memory (HDRUNet 2.1,
 # two-stage 2.4: freed blocks are reused, not returned, so fragmentation stays resident); 1.1–1.3 with default malloc
 
 
 @dataclass(frozen=True)
 class TilePlan:
-    """Core tile size (multiples of ``align``) and the halo of context on every side."""
+    """Core tile size (multiples of ``align``) and the halo of context on every side. ``context_pixels``: the most
+    pixels the global context (``GlobalBranchTiling.global_context``) may be computed on; a larger framed image is
+    downscaled (area) for it, so it stays within the memory budget too (None: always the whole framed image)."""
 
     tile_h: int
     tile_w: int
     halo: int
     align: int
+    context_pixels: float | None = None
 
     def windows(self, height: int, width: int) -> list[tuple[slice, slice, slice, slice]]:
         """For a framed image height×width: (core rows, core cols, window rows, window cols) per tile, row-major.
@@ -122,6 +135,7 @@ class TilingHooks:
     tileable: bool
     name: str
     device: torch.device
+    has_context: bool = False
 
 
 def _spec_attr(model: nn.Module, attr: str, default: Any) -> Any:
@@ -155,6 +169,7 @@ def tiling_hooks(model: nn.Module) -> TilingHooks:
             True,
             name,
             device,
+            has_context=True,
         )
     global_branch = bool(_spec_attr(model, "has_global_branch", False))
     return TilingHooks(
@@ -252,9 +267,9 @@ def receptive_field(model: nn.Module) -> ReceptiveField:
 
 
 def tiling_halo(model: nn.Module, exact: bool = False) -> int:
-    """Halo in pixels, rounded up to the size multiple: the measured effective receptive radius (default: tiled output within about 1e-5 of untiled, far above 50 dB PSNR;
-    tests/test_tiling.py), or with ``exact=True`` the full receptive radius (equal up to float rounding, more compute:
-    HDRUNet 96 px instead of 24)."""
+    """Halo in pixels, rounded up to the size multiple: the measured effective receptive radius (default: tiled
+    output within about 1e-5 of untiled, far above 50 dB PSNR; tests/test_tiling.py), or with ``exact=True`` the full
+    receptive radius (equal up to float rounding, more compute: HDRUNet 96 px instead of 24)."""
     hooks = tiling_hooks(_unwrap(model))
     align = hooks.align
     field = receptive_field(model)
@@ -318,6 +333,22 @@ def activation_bytes_per_pixel(model: nn.Module) -> float:
     per_pixel = peak / (size * size)
     release_free_memory()
     _BYTES_PER_PIXEL[model] = per_pixel
+    return per_pixel
+
+
+def context_bytes_per_pixel(model: nn.Module) -> float:
+    """Peak activation bytes per input pixel of the global context alone (``GlobalBranchTiling.global_context``:
+    SingleHDR's Dequantization- and Linearization-Net, about half the whole model's), inference mode. Cached."""
+    cached = _CONTEXT_BYTES_PER_PIXEL.get(model)
+    if cached is not None:
+        return cached
+    hooks = tiling_hooks(model)
+    size = _round_up(PROBE_SIZE, hooks.align)
+    x = torch.rand(1, 3, size, size, device=_device_of(model))
+    with torch.inference_mode():
+        per_pixel = max(peak_activation_bytes(lambda: hooks.context(x)), 1) / (size * size)
+    release_free_memory()
+    _CONTEXT_BYTES_PER_PIXEL[model] = per_pixel
     return per_pixel
 
 
@@ -406,7 +437,7 @@ def plan_tiles(
                 "so it cannot be tiled; use --tile 0"
             )
         return None
-    framed_h, framed_w = _round_up(height, hooks.align), _round_up(width, hooks.align)
+    framed_h, framed_w = framed_size(hooks, height, width)
 
     def context() -> int:  # measured only once tiling is decided: the probe costs more than a small image's pass
         return tiling_halo(model, halo_exact) if halo is None else _round_up(halo, hooks.align)
@@ -423,18 +454,38 @@ def plan_tiles(
     max_pixels = budget / (SAFETY * per_pixel)
     if framed_h * framed_w <= max_pixels:
         return None
-    return choose_plan(framed_h, framed_w, hooks.align, context(), max_pixels)
+    plan = choose_plan(framed_h, framed_w, hooks.align, context(), max_pixels)
+    if plan is None or not hooks.has_context:
+        return plan
+    return dataclasses.replace(plan, context_pixels=budget / (SAFETY * context_bytes_per_pixel(model)))
+
+
+def framed_size(hooks: TilingHooks, height: int, width: int) -> tuple[int, int]:
+    """(H', W') of the frame the model really runs on (its own padding included), computed on the meta device."""
+    framed, _ = hooks.frame(torch.empty(1, 3, height, width, device="meta"))
+    return int(framed.shape[-2]), int(framed.shape[-1])
+
+
+def context_input(framed: torch.Tensor, plan: TilePlan) -> torch.Tensor:
+    """The image the global context is computed on: ``framed`` itself when it fits ``plan.context_pixels``, else
+    ``framed`` downscaled by area averaging to fit, each side a multiple of the size multiple."""
+    height, width = framed.shape[-2:]
+    if plan.context_pixels is None or height * width <= plan.context_pixels:
+        return framed
+    scale = math.sqrt(plan.context_pixels / (height * width))
+    size = [max(plan.align, int(side * scale) // plan.align * plan.align) for side in (height, width)]
+    return F.interpolate(framed, size=size, mode="area")
 
 
 def tiled_forward(model: nn.Module, x: torch.Tensor, plan: TilePlan) -> torch.Tensor:
     """``model(x)`` computed window by window: x (B, 3, H, W) → output (B, C, H, W). The global context (if any) is
-    computed once on the whole framed image."""
+    computed once, on the whole framed image or, beyond ``plan.context_pixels``, on it downscaled."""
     hooks = tiling_hooks(model)
     if not hooks.tileable:
         raise ZooError(f"model {hooks.name!r} has a global branch and no tiling protocol; it cannot be tiled")
     height, width = x.shape[-2:]
     framed, (top, left) = hooks.frame(x)
-    context = hooks.context(framed)
+    context = hooks.context(context_input(framed, plan)) if hooks.has_context else None
     output: torch.Tensor | None = None
     for core_rows, core_cols, win_rows, win_cols in plan.windows(*framed.shape[-2:]):
         y = hooks.window(framed[..., win_rows, win_cols], context)
