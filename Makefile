@@ -13,10 +13,11 @@ help:  ## list the targets
 $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,perceptual]"
+	$(BIN)/python -m pip install -q --no-deps cvvdp==0.5.7  # its torchvision requirement: see zoo/cvvdp.py
 	touch $(STAMP)
 
-install: $(STAMP)  ## create .venv and install the zoo with its test tools (CPU torch only)
+install: $(STAMP)  ## create .venv and install the zoo with its test tools and ColorVideoVDP (CPU torch only)
 
 # The results-page test drives a real headless Chromium: installed from Debian's packages where apt can (as on CI);
 # elsewhere that one test skips, saying why.

@@ -76,6 +76,7 @@ class EvalConfig:
     device: str = "auto"
     force: bool = False
     tag: str = ""  # default: "eval-<data.name>", one report table per dataset
+    cvvdp: bool = False  # also score ColorVideoVDP (cvvdp_jod; the `perceptual` extra, zoo/cvvdp.py): ~1 s per image
 
 
 def register_schema() -> None:

@@ -16,16 +16,20 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from zoo import pretrained, results
 from zoo.config import EvalConfig
+from zoo.cvvdp import cvvdp_jod
 from zoo.data import DataConfig
 from zoo.data.common import check_config
 from zoo.data.config import TRAIN_ONLY_KEYS
+from zoo.domains import NTIRE_GAMMA
 from zoo.errors import ZooError
 from zoo.evaluate import evaluate_split
 from zoo.factory import create_model
+from zoo.metrics import PROTOCOL
 from zoo.registry import get_spec
 from zoo.run import check_writable, resolve_device
 from zoo.train import first_nonfinite
@@ -52,12 +56,21 @@ def resolve_weights(cfg: EvalConfig) -> tuple[Path | None, str]:
 def eval_config(cfg: EvalConfig, weights_sha256: str) -> dict[str, Any]:
     """What the row's metrics depend on (its id is a hash of this)."""
     data = {k: v for k, v in dataclasses.asdict(cfg.data).items() if k not in TRAIN_ONLY_KEYS}
-    return {
+    config = {
         "kind": "eval",
         "model": {"name": cfg.model.name, "args": dict(cfg.model.args), "weights_sha256": weights_sha256},
         "data": data,
         "seed": cfg.seed,
     }
+    if cfg.cvvdp:  # only when on, so the ids of rows without it stay what they were
+        config["cvvdp"] = True
+    return config
+
+
+def ntire_cvvdp_jod(reference: np.ndarray, result: np.ndarray) -> float:
+    """ColorVideoVDP (JOD) of two NTIRE-encoded H×W×3 images, on their linear values (zoo.cvvdp)."""
+    linear = lambda x: np.maximum(x, 0) ** NTIRE_GAMMA  # noqa: E731
+    return cvvdp_jod(linear(reference), linear(result), peak_luminance=float(PROTOCOL["pu21_peak_luminance"]))
 
 
 def eval_id(config: dict[str, Any]) -> str:
@@ -120,7 +133,8 @@ def eval_run(cfg: EvalConfig) -> dict[str, Any]:
         if bad is not None:
             raise ZooError(f"{path}: {bad} holds NaN or inf values; expected finite weights")
     model = model.to(device).eval()
-    evaluation = evaluate_split(model, spec, cfg.data, device, results.row_path(results_dir, rid))
+    extra = {"cvvdp_jod": ntire_cvvdp_jod} if cfg.cvvdp else None
+    evaluation = evaluate_split(model, spec, cfg.data, device, results.row_path(results_dir, rid), extra)
     images = evaluation.pop("images")
     row = {
         **base,

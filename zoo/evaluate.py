@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,9 @@ from zoo.domains import SCALE_RULE, to_ntire
 from zoo.errors import ZooError
 from zoo.preview import hdr_strip, save_hdr_preview, save_preview
 from zoo.registry import ModelSpec
+
+# A metric beyond zoo.metrics: (reference, prediction), NTIRE-encoded H×W×3 → a number.
+ExtraMetric = Callable[[np.ndarray, np.ndarray], float]
 
 
 @torch.inference_mode()
@@ -36,11 +40,14 @@ def evaluate(
     device: torch.device,
     crops: list[np.ndarray] | None = None,
     first: list[np.ndarray] | None = None,
+    extra: dict[str, ExtraMetric] | None = None,
 ) -> list[dict[str, Any]]:
     """Per-image rows: the image id, its degradation parameters (``dataset.describe``), every metric, seconds, and
     the reference's μ-law normalisation (``mu_norm``, so a viewer can tone-map crops as PSNR-μ sees them). With
     ``crops`` (a list), each image's linear [input | prediction | reference] highlight crop is appended to it; with
-    ``first`` (a list), the first image's [LDR, reference, prediction] arrays are put in it (for its preview)."""
+    ``first`` (a list), the first image's [LDR, reference, prediction] arrays are put in it (for its preview);
+    ``extra``: further metrics by name, each a function of the NTIRE-encoded (reference, prediction), e.g.
+    ColorVideoVDP."""
     model.eval()
     rows = []
     for index in range(len(dataset)):
@@ -56,6 +63,7 @@ def evaluate(
             {
                 "image": str(described.get("id", index)),
                 **metrics.compute_all(reference, result),
+                **{name: fn(reference, result) for name, fn in (extra or {}).items()},
                 "seconds": seconds,
                 "mu_norm": metrics.mu_norm(reference),
             }
@@ -69,18 +77,24 @@ def evaluate(
 
 
 def evaluate_split(
-    model: nn.Module, spec: ModelSpec, data: DataConfig, device: torch.device, preview_for: Path | None = None
+    model: nn.Module,
+    spec: ModelSpec,
+    data: DataConfig,
+    device: torch.device,
+    preview_for: Path | None = None,
+    extra: dict[str, ExtraMetric] | None = None,
 ) -> dict[str, Any]:
     """Score ``model`` on the frozen eval split of ``data``: the row fields shared by ``zoo run`` and ``zoo eval``
     (mean of every metric, per-image metrics with each image's degradation record, timing, protocol). With
-    ``preview_for`` (a row path), a preview image of the first evaluation image is written beside it."""
+    ``preview_for`` (a row path), a preview image of the first evaluation image is written beside it. ``extra``:
+    further per-image metrics (see ``evaluate``), averaged like the others."""
     eval_set = build_dataset(data, "eval")
     crops: list[np.ndarray] | None = [] if preview_for is not None else None
     first: list[np.ndarray] | None = [] if preview_for is not None else None
     tic = time.perf_counter()
-    images = evaluate(model, spec, eval_set, device, crops, first)
+    images = evaluate(model, spec, eval_set, device, crops, first, extra)
     eval_seconds = time.perf_counter() - tic
-    metric_names = [k for k in images[0] if k in metrics.METRICS] if images else []
+    metric_names = [k for k in images[0] if k in metrics.METRICS or k in (extra or {})] if images else []
     check_complete(images, metric_names)
     if preview_for is not None and len(eval_set):
         save_preview(preview_for, *first)
