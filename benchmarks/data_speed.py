@@ -18,6 +18,7 @@ import csv
 import io as text_io
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -27,8 +28,23 @@ import torch
 import zoo
 from zoo.data import DataConfig, build_dataset
 from zoo.io import atomic_write
+from zoo.results import git_commit
 
 OUT = Path(__file__).resolve().parents[1] / "results" / "bench" / "data_speed.csv"
+# The CSV's columns (tests/test_bench_schema.py checks the committed file against them): each row's fields, then the
+# run's: machine, commit and command that produced it, when, and the 1-minute load average.
+COLUMNS = (
+    "item",
+    "seconds",
+    "per_second",
+    "data_share_pct",
+    "note",
+    "host",
+    "git_commit",
+    "command",
+    "measured_utc",
+    "load",
+)
 
 
 def time_samples(dataset, count: int) -> float:
@@ -79,22 +95,46 @@ def main(argv: list[str] | None = None) -> None:
     eval_s = time_samples(eval_set, len(eval_set))
     batch_s = train_s * args.batch
     rows = [
-        {"item": f"synthetic train patch {args.patch_size}x{args.patch_size}", "seconds": train_s,
-         "per_second": 1 / train_s, "data_share_pct": "", "note": "samples/s, num_workers=0"},
-        {"item": f"synthetic eval image {cfg.eval_height}x{cfg.eval_width}", "seconds": eval_s,
-         "per_second": 1 / eval_s, "data_share_pct": "", "note": "images/s"},
-    ]  # fmt: skip
+        {
+            "item": f"synthetic train patch {args.patch_size}x{args.patch_size}",
+            "seconds": train_s,
+            "per_second": 1 / train_s,
+            "data_share_pct": "",
+            "note": "samples/s, num_workers=0",
+        },
+        {
+            "item": f"synthetic eval image {cfg.eval_height}x{cfg.eval_width}",
+            "seconds": eval_s,
+            "per_second": 1 / eval_s,
+            "data_share_pct": "",
+            "note": "images/s",
+        },
+    ]
     for name in zoo.list_models(include_baselines=False):
         try:
             step_s = time_step(name, args.patch_size, args.batch, args.steps)
         except Exception as exc:  # a model under construction must not stop the benchmark
-            rows.append({"item": f"model {name}", "seconds": "", "per_second": "", "data_share_pct": "",
-                         "note": f"skipped: {type(exc).__name__}: {exc}"[:200]})  # fmt: skip
+            rows.append(
+                {
+                    "item": f"model {name}",
+                    "seconds": "",
+                    "per_second": "",
+                    "data_share_pct": "",
+                    "note": f"skipped: {type(exc).__name__}: {exc}"[:200],
+                }
+            )
             continue
         share = 100 * batch_s / (batch_s + step_s)
         note = "ok (goal <= 5 %)" if share <= 5 else "data too slow"
-        rows.append({"item": f"model {name} step (batch {args.batch})", "seconds": step_s, "per_second": 1 / step_s,
-                     "data_share_pct": share, "note": note})  # fmt: skip
+        rows.append(
+            {
+                "item": f"model {name} step (batch {args.batch})",
+                "seconds": step_s,
+                "per_second": 1 / step_s,
+                "data_share_pct": share,
+                "note": note,
+            }
+        )
 
     load = os.getloadavg()[0]  # other processes on the same cores inflate every number here alike
     host = f"{platform.node()} {platform.machine()}, torch threads {args.threads}, load {load:.1f}"
@@ -106,11 +146,18 @@ def main(argv: list[str] | None = None) -> None:
         share = f"{row['data_share_pct']:8.2f}" if row["data_share_pct"] != "" else f"{'':>8}"
         print(f"{row['item']:<44} {ms} {per} {share}  {row['note']}")
 
+    run = {
+        "host": host,
+        "git_commit": git_commit(),
+        "measured_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "command": " ".join(["python", "benchmarks/data_speed.py", *(argv if argv is not None else sys.argv[1:])]),
+        "load": f"{load:.2f}",
+    }
     buffer = text_io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=["item", "seconds", "per_second", "data_share_pct", "note", "host"])
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
     writer.writeheader()
     for row in rows:
-        writer.writerow({**row, "host": host})
+        writer.writerow({**row, **run})
     args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(args.out, lambda tmp: tmp.write_text(buffer.getvalue()))
     args.out.chmod(0o644)

@@ -23,10 +23,14 @@ Writes to results/bench/ (``--quick``: ``*_quick.csv``, small sizes only) and pr
 - ``speed_tiling.csv``: tiled vs untiled output (PSNR, max abs) at 256×384 with 128-px tiles, default and exact halo.
 - ``speed_train.csv``: seconds per training step of every recipe stage (all its objectives: forward, loss, backward,
   Adam) on synthetic batches of 4 × 128² (``--quick``: 2 × 64²).
-- ``speed_goals.csv``: the issue-7 goals against the measured rows.
+- ``speed_goals.csv``: the performance goals (``SPEEDUP_GOAL``, ``RSS_SHARE_GOAL``, ``UHD_RSS_GOAL_GB``,
+  ``THROUGHPUT_GOAL``) against the measured rows.
 
-Other processes may share the CPU: every row records the 1-minute load average before and after it, and the CPU
-seconds the process used (``cpu_s``), so a slow row on a busy machine can be told apart.
+Every CSV has the columns ``COLUMNS`` declares, then the run's ``RUN_FIELDS``: the machine, the commit and command
+that produced it, when, the 1-minute load average at the start and end, and ``others_cpu_pct``, the share of one core
+that other processes used during the whole run (from /proc/stat minus this process and its workers). Figures are
+written to results/bench only when that share is at most ``QUIET_OTHERS_PCT`` (``--allow-load`` overrides, the share
+is recorded either way). Rows also record the load before and after them and the CPU seconds they used (``cpu_s``).
 """
 
 from __future__ import annotations
@@ -52,13 +56,88 @@ QUICK_SIZES = ((256, 384),)
 MODES = ("reference", "optimized", "tiled", "tiled_exact")
 EXACT_SIZE = (1060, 1900)  # tiled_exact (halo = full receptive field) is measured at this size only
 MEMORY_SHARE = 0.8  # skip configurations predicted to need more than this share of the available RAM
-GOALS = {  # the performance goals: model -> (seconds at 1900×1060 on 2 threads, peak RSS GB at 1900×1060)
-    "hdrunet": (30.0, 1.5),
-    "twostage": (34.0, 2.0),
-}
+SPEEDUP_GOAL = 3.0  # zoo predict's path vs the reference path at 1900×1060 (seconds ratio)
+RSS_SHARE_GOAL = 1 / 3  # its peak RSS against the reference path's
 UHD_RSS_GOAL_GB = 3.0
 THROUGHPUT_GOAL = 0.70
 VARIANT_ROUNDS = 3
+QUIET_OTHERS_PCT = 10.0  # other processes may use at most this share of one core while figures go to results/bench
+
+# The columns of every CSV this benchmark writes, in order (tests/test_bench_schema.py checks the committed files
+# against them): each row's own fields, then the run's (RUN_FIELDS: machine, commit, command, load).
+RUN_FIELDS = (
+    "threads",
+    "gemm_gflops",
+    "host",
+    "torch",
+    "git_commit",
+    "command",
+    "measured_utc",
+    "load_start",
+    "load_end",
+    "others_cpu_pct",
+)
+COLUMNS = {
+    "speed": (
+        "model",
+        "size",
+        "mode",
+        "predicted_s",
+        "status",
+        "seconds",
+        "cpu_s",
+        "probe_s",
+        "load_before",
+        "load_after",
+        "tiles",
+        "windows",
+        "window_px",
+        "computed_px",
+        "peak_rss_mb",
+        "base_rss_mb",
+        "useful_gflop",
+        "computed_gflop",
+        "gflops",
+        "pct_gemm",
+        "predicted_peak_mb",
+        "note",
+    ),
+    "speed_variants": (
+        "model",
+        "size",
+        "variant",
+        "seconds",
+        "cpu_s",
+        "speedup",
+        "max_abs_error",
+        "load_before",
+        "load_after",
+        "note",
+    ),
+    "speed_train": (
+        "model",
+        "stage",
+        "objectives",
+        "batch",
+        "seconds",
+        "samples_per_s",
+        "cpu_s",
+        "load_before",
+        "note",
+    ),
+    "speed_tiling": (
+        "model",
+        "size",
+        "tile",
+        "halo_effective",
+        "halo_exact",
+        "psnr_db_effective",
+        "max_abs_effective",
+        "psnr_db_exact",
+        "max_abs_exact",
+    ),
+    "speed_goals": ("goal", "measured", "met"),
+}
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -67,6 +146,31 @@ VARIANT_ROUNDS = 3
 
 def load1() -> float:
     return round(os.getloadavg()[0], 2)
+
+
+def busy_seconds() -> float:
+    """CPU seconds all processes of the machine spent busy since boot (/proc/stat: all but idle and iowait)."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def own_seconds() -> float:
+    """CPU seconds of this process and of its finished children (the benchmark's workers)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+class OtherProcesses:
+    """How much CPU the rest of the machine used while the benchmark ran, as a share of one core (%): what says
+    whether the figures were taken on a quiet machine."""
+
+    def __init__(self) -> None:
+        self.busy, self.own, self.wall = busy_seconds(), own_seconds(), time.perf_counter()
+
+    def percent(self) -> float:
+        others = (busy_seconds() - self.busy) - (own_seconds() - self.own)
+        return round(100 * max(others, 0.0) / max(time.perf_counter() - self.wall, 1e-9), 1)
 
 
 def rss_bytes(field: str = "VmRSS") -> int:
@@ -131,14 +235,27 @@ def worker(config: dict[str, Any]) -> dict[str, Any]:
         cpu = min(cpu, time.process_time() - cpu_tic)
         assert y.shape[-2:] == x.shape[-2:] and bool(torch.isfinite(y).all())
         del y
-    result = {"seconds": best, "cpu_s": cpu, "probe_s": probe_s, "base_rss": base_rss,
-              "peak_rss": rss_bytes("VmHWM"),
-              "load_before": load_before, "load_after": load1(), "tiles": "", "windows": 1, "window_px": 0,
-              "computed_px": 0}  # fmt: skip
+    result = {
+        "seconds": best,
+        "cpu_s": cpu,
+        "probe_s": probe_s,
+        "base_rss": base_rss,
+        "peak_rss": rss_bytes("VmHWM"),
+        "load_before": load_before,
+        "load_after": load1(),
+        "tiles": "",
+        "windows": 1,
+        "window_px": 0,
+        "computed_px": 0,
+    }
     if plan is not None:
         framed = (-(-height // plan.align) * plan.align, -(-width // plan.align) * plan.align)
-        result.update(tiles=f"{plan.tile_w}x{plan.tile_h} cores, halo {plan.halo}", windows=len(plan.windows(*framed)),
-                      computed_px=plan.computed_pixels(*framed), window_px=plan.largest_window(*framed))  # fmt: skip
+        result.update(
+            tiles=f"{plan.tile_w}x{plan.tile_h} cores, halo {plan.halo}",
+            windows=len(plan.windows(*framed)),
+            computed_px=plan.computed_pixels(*framed),
+            window_px=plan.largest_window(*framed),
+        )
     return result
 
 
@@ -194,8 +311,13 @@ def model_profile(name: str, sizes: tuple[int, int]) -> dict[str, Any]:
             return tiling.peak_activation_bytes(lambda: model(x))
 
     hooks = tiling.tiling_hooks(model)
-    profile = {"flops": square_law(flops, sizes), "bytes": square_law(activation_bytes, sizes),
-               "tileable": hooks.tileable, "params": sum(p.numel() for p in model.parameters()), "align": hooks.align}
+    profile = {
+        "flops": square_law(flops, sizes),
+        "bytes": square_law(activation_bytes, sizes),
+        "tileable": hooks.tileable,
+        "params": sum(p.numel() for p in model.parameters()),
+        "align": hooks.align,
+    }
     if hooks.tileable:
         profile["halo"] = tiling.tiling_halo(model)
         profile["halo_exact"] = tiling.receptive_field(model).exact
@@ -260,8 +382,9 @@ def variants(name: str, height: int, width: int, compile_too: bool) -> list[dict
 
         tic = time.perf_counter()
         compiled()
-        candidates.append(("channels-last + torch.compile (inductor)", compiled,
-                           f"compile {time.perf_counter() - tic:.0f} s"))  # fmt: skip
+        candidates.append(
+            ("channels-last + torch.compile (inductor)", compiled, f"compile {time.perf_counter() - tic:.0f} s")
+        )
     # Round-robin: every path is timed once per round, so load changes from other processes hit all paths alike.
     runnable = [(label, fn) for label, fn, _ in candidates if fn is not None]
     errors = {label: float((fn().float() - reference).abs().max()) for label, fn in runnable}  # also the warm-up
@@ -275,8 +398,18 @@ def variants(name: str, height: int, width: int, compile_too: bool) -> list[dict
     base = best[runnable[0][0]][0]
     rows = []
     for label, fn, note in candidates:
-        row = {"model": name, "size": f"{width}x{height}", "variant": label, "seconds": "", "cpu_s": "",
-               "speedup": "", "max_abs_error": "", "load_before": load_before, "load_after": load1(), "note": note}
+        row = {
+            "model": name,
+            "size": f"{width}x{height}",
+            "variant": label,
+            "seconds": "",
+            "cpu_s": "",
+            "speedup": "",
+            "max_abs_error": "",
+            "load_before": load_before,
+            "load_after": load1(),
+            "note": note,
+        }
         if fn is not None:
             seconds, cpu = best[label]
             row.update(seconds=seconds, cpu_s=cpu, speedup=base / seconds, max_abs_error=errors[label])
@@ -296,8 +429,13 @@ def tiling_agreement(name: str, height: int, width: int, tile: int) -> dict[str,
     field = tiling.receptive_field(model)
     x = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0))
     untiled = model(x)
-    row: dict[str, Any] = {"model": name, "size": f"{width}x{height}", "tile": tile,
-                           "halo_effective": tiling.tiling_halo(model), "halo_exact": field.exact}  # fmt: skip
+    row: dict[str, Any] = {
+        "model": name,
+        "size": f"{width}x{height}",
+        "tile": tile,
+        "halo_effective": tiling.tiling_halo(model),
+        "halo_exact": field.exact,
+    }
     for kind, exact in (("effective", False), ("exact", True)):
         if exact and field.exact is None:
             continue
@@ -326,8 +464,9 @@ def train_steps(name: str, patch: int, batch: int) -> list[dict[str, Any]]:
     dataset = build_dataset(DataConfig(patch_size=patch), "train")
     samples = [dataset[i] for i in range(batch)]
     data = {key: torch.stack([s[key] for s in samples]) for key in samples[0]}
-    nets = torch.nn.ModuleDict({"model": zoo.create_model(name),
-                                **{k: factory() for k, factory in recipe.aux_modules.items()}})  # fmt: skip
+    nets = torch.nn.ModuleDict(
+        {"model": zoo.create_model(name), **{k: factory() for k, factory in recipe.aux_modules.items()}}
+    )
     rows = []
     for stage in recipe.stages:
         optim = build_stage_optim(nets, stage, n_steps=100, lr_scale=1.0)
@@ -338,9 +477,18 @@ def train_steps(name: str, patch: int, batch: int) -> list[dict[str, Any]]:
 
         load_before = load1()
         seconds, cpu = best_time(step)
-        rows.append({"model": name, "stage": stage.name, "objectives": "+".join(o.name for o in stage.objectives),
-                     "batch": f"{batch}x{patch}x{patch}", "seconds": seconds, "cpu_s": cpu,
-                     "load_before": load_before})  # fmt: skip
+        rows.append(
+            {
+                "model": name,
+                "stage": stage.name,
+                "objectives": "+".join(o.name for o in stage.objectives),
+                "batch": f"{batch}x{patch}x{patch}",
+                "seconds": seconds,
+                "samples_per_s": batch / seconds,
+                "cpu_s": cpu,
+                "load_before": load_before,
+            }
+        )
     return rows
 
 
@@ -348,20 +496,39 @@ def train_steps(name: str, patch: int, batch: int) -> list[dict[str, Any]]:
 # Orchestration and output
 
 
-def write_csv(path: Path, rows: list[dict[str, Any]], extra: dict[str, Any]) -> None:
-    from zoo.io import atomic_write
+def check_columns(tables: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Fields of the rows that ``COLUMNS`` does not declare, as "table: field" (empty: every row fits)."""
+    return sorted(
+        {f"{name}: {k}" for name, rows in tables.items() for row in rows for k in row if k not in COLUMNS[name]}
+    )
 
-    if not rows:
-        return
-    fields = list(dict.fromkeys(k for row in rows for k in row)) + list(extra)
+
+def csv_text(name: str, rows: list[dict[str, Any]], extra: dict[str, Any]) -> str:
+    """The CSV of table ``name``: the declared columns in order, then ``RUN_FIELDS`` from ``extra``."""
     buffer = text_io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=fields)
+    writer = csv.DictWriter(buffer, fieldnames=[*COLUMNS[name], *RUN_FIELDS], restval="")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in {**row, **extra}.items()})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda tmp: tmp.write_text(buffer.getvalue()))
-    path.chmod(0o644)
+    return buffer.getvalue()
+
+
+def write_tables(out_dir: Path, suffix: str, tables: dict[str, list[dict[str, Any]]], extra: dict[str, Any]) -> None:
+    """Every table as ``<name><suffix>.csv`` (atomically), or none: a row with an undeclared field stops the writing
+    and leaves the raw rows in ``bench_rows<suffix>.json`` so the measurements are not lost."""
+    from zoo.io import atomic_write
+
+    unknown = check_columns(tables)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if unknown:
+        dump = out_dir / f"bench_rows{suffix}.json"
+        dump.write_text(json.dumps({"tables": tables, "run": extra}, indent=1, default=str))
+        raise SystemExit(f"fields not declared in COLUMNS: {', '.join(unknown)}; no CSV written, rows kept in {dump}")
+    for name, rows in tables.items():
+        if rows:
+            path = out_dir / f"{name}{suffix}.csv"
+            atomic_write(path, lambda tmp, text=csv_text(name, rows, extra): tmp.write_text(text))
+            path.chmod(0o644)
 
 
 def print_table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> None:
@@ -378,8 +545,9 @@ def print_table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> N
         print("  ".join(v.ljust(w) for v, w in zip(r, widths)))
 
 
-def speed_rows(names: list[str], profiles: dict[str, dict], variant_rows: list[dict], sizes, args, gemm: float
-               ) -> list[dict[str, Any]]:  # fmt: skip
+def speed_rows(
+    names: list[str], profiles: dict[str, dict], variant_rows: list[dict], sizes, args, gemm: float
+) -> list[dict[str, Any]]:
     from zoo import tiling
 
     rows = []
@@ -387,15 +555,21 @@ def speed_rows(names: list[str], profiles: dict[str, dict], variant_rows: list[d
     for name in names:
         profile = profiles[name]
         # seconds per computed (padded) pixel of each inference path, from the variants table
-        per_px = {r["variant"]: r["seconds"] / computed_px(profile, r["size"]) for r in variant_rows
-                  if r["model"] == name and r["seconds"]}  # fmt: skip
+        per_px = {
+            r["variant"]: r["seconds"] / computed_px(profile, r["size"])
+            for r in variant_rows
+            if r["model"] == name and r["seconds"]
+        }
         for height, width in sizes:
             for mode in MODES:
                 row: dict[str, Any] = {"model": name, "size": f"{width}x{height}", "mode": mode}
                 untiled_px = at_size(profile["flops"], height, width) / profile["flops"][0]
                 predicted = 0.3e9 + tiling.SAFETY * at_size(profile["bytes"], height, width)
-                key = "eager NCHW, no_grad (official path)" if mode == "reference" else \
-                    "channels-last + inference_mode (default)"  # fmt: skip
+                key = (
+                    "eager NCHW, no_grad (official path)"
+                    if mode == "reference"
+                    else "channels-last + inference_mode (default)"
+                )
                 overhead = 1.0
                 tiled = mode.startswith("tiled")
                 halo = profile.get("halo_exact" if mode == "tiled_exact" else "halo")
@@ -415,8 +589,10 @@ def speed_rows(names: list[str], profiles: dict[str, dict], variant_rows: list[d
                 elif tiled and overhead == 1.0:
                     skip = "fits one window under the default budget: same as optimized"
                 elif not tiled and predicted > MEMORY_SHARE * available:
-                    skip = (f"predicted peak {predicted / 1e9:.1f} GB > {MEMORY_SHARE:.0%} of the "
-                            f"{available / 1e9:.1f} GB available")  # fmt: skip
+                    skip = (
+                        f"predicted peak {predicted / 1e9:.1f} GB > {MEMORY_SHARE:.0%} of the "
+                        f"{available / 1e9:.1f} GB available"
+                    )
                 if not skip and guess > args.max_seconds:
                     skip = f"predicted {guess:.0f} s > --max-seconds {args.max_seconds:.0f}"
                 if skip:
@@ -431,16 +607,21 @@ def speed_rows(names: list[str], profiles: dict[str, dict], variant_rows: list[d
                     flops_px = profile["window_flops_per_px"] if tiled else profile["flops"][0]
                     computed = flops_px * pixels
                     row.update(
-                        peak_rss_mb=result["peak_rss"] / 2**20, base_rss_mb=result["base_rss"] / 2**20,
-                        useful_gflop=profile["flops"][0] * height * width / 1e9, computed_gflop=computed / 1e9,
+                        peak_rss_mb=result["peak_rss"] / 2**20,
+                        base_rss_mb=result["base_rss"] / 2**20,
+                        useful_gflop=profile["flops"][0] * height * width / 1e9,
+                        computed_gflop=computed / 1e9,
                         gflops=computed / result["seconds"] / 1e9,
                         pct_gemm=100 * computed / result["seconds"] / 1e9 / gemm,
                         predicted_peak_mb=predicted / 2**20,
-                    )  # fmt: skip
+                    )
                     for key_ in ("peak_rss", "base_rss"):
                         row.pop(key_, None)
-                print(f"  {name} {row['size']} {mode}: {row.get('status')} {row.get('seconds', '')!s:.6} s, "
-                      f"peak {row.get('peak_rss_mb', 0):.0f} MiB {row.get('note', '')}", flush=True)  # fmt: skip
+                print(
+                    f"  {name} {row['size']} {mode}: {row.get('status')} {row.get('seconds', '')!s:.6} s, "
+                    f"peak {row.get('peak_rss_mb', 0):.0f} MiB {row.get('note', '')}",
+                    flush=True,
+                )
                 rows.append(row)
     return rows
 
@@ -453,33 +634,56 @@ def computed_px(profile: dict[str, Any], size: str) -> float:
 
 def goal_rows(rows: list[dict[str, Any]], gemm: float) -> list[dict[str, Any]]:
     def find(model: str, size: str, mode: str) -> dict[str, Any] | None:
-        return next((r for r in rows if (r["model"], r["size"], r["mode"]) == (model, size, mode)
-                     and r.get("status") == "ok"), None)  # fmt: skip
+        return next(
+            (r for r in rows if (r["model"], r["size"], r["mode"]) == (model, size, mode) and r.get("status") == "ok"),
+            None,
+        )
 
     goals = []
-    for model, (seconds, rss_gb) in GOALS.items():
-        tiled = find(model, "1900x1060", "tiled") or find(model, "1900x1060", "optimized")
+    for model in sorted({r["model"] for r in rows}):
+        # zoo predict's path (tiled where the budget tiles, else untiled) against the reference path: the plain
+        # model as the official test scripts run it (NCHW, no_grad, untiled, default malloc)
+        ours = find(model, "1900x1060", "tiled") or find(model, "1900x1060", "optimized")
         reference = find(model, "1900x1060", "reference")
-        if tiled is None:
+        if ours is None or reference is None:
             continue
-        goals.append({"goal": f"{model} 1900x1060 <= {seconds:.0f} s", "measured": f"{tiled['seconds']:.1f} s "
-                      f"({tiled['mode']}; reference path {reference['seconds']:.1f} s)" if reference else
-                      f"{tiled['seconds']:.1f} s ({tiled['mode']})", "met": tiled["seconds"] <= seconds})  # fmt: skip
-        goals.append({"goal": f"{model} 1900x1060 peak RSS <= {rss_gb} GB",
-                      "measured": f"{tiled['peak_rss_mb'] / 1024:.2f} GiB ({tiled['mode']})"
-                      + (f"; reference path {reference['peak_rss_mb'] / 1024:.2f} GiB" if reference else ""),
-                      "met": tiled["peak_rss_mb"] * 2**20 <= rss_gb * 1e9})  # fmt: skip
+        speedup = reference["seconds"] / ours["seconds"]
+        goals.append(
+            {
+                "goal": f"{model} 1900x1060: zoo path >= {SPEEDUP_GOAL:g}x faster than the reference path",
+                "measured": f"{speedup:.2f}x ({ours['mode']} {ours['seconds']:.1f} s, reference "
+                f"{reference['seconds']:.1f} s)",
+                "met": speedup >= SPEEDUP_GOAL,
+            }
+        )
+        share = ours["peak_rss_mb"] / reference["peak_rss_mb"]
+        goals.append(
+            {
+                "goal": f"{model} 1900x1060: zoo path peak RSS <= {RSS_SHARE_GOAL:.2f} of the reference path's",
+                "measured": f"{share:.2f} ({ours['mode']} {ours['peak_rss_mb'] / 1024:.2f} GiB, reference "
+                f"{reference['peak_rss_mb'] / 1024:.2f} GiB)",
+                "met": share <= RSS_SHARE_GOAL,
+            }
+        )
     for row in rows:
         if row["size"] == "3840x2160" and row.get("status") == "ok":
-            goals.append({"goal": f"{row['model']} 3840x2160 completes, peak RSS <= {UHD_RSS_GOAL_GB} GB",
-                          "measured": f"{row['peak_rss_mb'] / 1024:.2f} GiB, {row['seconds']:.1f} s ({row['mode']})",
-                          "met": row["peak_rss_mb"] * 2**20 <= UHD_RSS_GOAL_GB * 1e9})  # fmt: skip
+            goals.append(
+                {
+                    "goal": f"{row['model']} 3840x2160 completes, peak RSS <= {UHD_RSS_GOAL_GB} GB",
+                    "measured": f"{row['peak_rss_mb'] / 1024:.2f} GiB, {row['seconds']:.1f} s ({row['mode']})",
+                    "met": row["peak_rss_mb"] * 2**20 <= UHD_RSS_GOAL_GB * 1e9,
+                }
+            )
     for row in rows:
         if row["mode"] in ("optimized", "tiled") and row.get("status") == "ok" and row["size"] != "384x256":
-            goals.append({"goal": f"{row['model']} {row['size']} {row['mode']} conv throughput >= "
-                                  f"{THROUGHPUT_GOAL:.0%} of GEMM",
-                          "measured": f"{row['gflops']:.0f} GFLOP/s = {row['pct_gemm']:.0f} % of {gemm:.0f}",
-                          "met": row["pct_gemm"] >= 100 * THROUGHPUT_GOAL})  # fmt: skip
+            goals.append(
+                {
+                    "goal": f"{row['model']} {row['size']} {row['mode']} conv throughput >= "
+                    f"{THROUGHPUT_GOAL:.0%} of GEMM",
+                    "measured": f"{row['gflops']:.0f} GFLOP/s = {row['pct_gemm']:.0f} % of {gemm:.0f}",
+                    "met": row["pct_gemm"] >= 100 * THROUGHPUT_GOAL,
+                }
+            )
     return goals
 
 
@@ -488,10 +692,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes only (256x384); writes *_quick.csv")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile (minutes of compilation)")
-    parser.add_argument("--max-seconds", type=float, default=300.0,
-                        help="skip configurations predicted to take longer (default 300)")
+    parser.add_argument(
+        "--max-seconds", type=float, default=300.0, help="skip configurations predicted to take longer (default 300)"
+    )
     parser.add_argument("--models", nargs="*", help="models to measure (default: every learned registered model)")
     parser.add_argument("--out-dir", type=Path, default=OUT_DIR, help="folder for the CSV files")
+    parser.add_argument(
+        "--allow-load",
+        action="store_true",
+        help=f"write to results/bench even if other processes used > {QUIET_OTHERS_PCT:.0f} %% of a core",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -502,6 +712,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
+    load_start, machine = load1(), OtherProcesses()
     names = args.models or zoo.list_models(include_baselines=False)
     sizes = QUICK_SIZES if args.quick else SIZES
     suffix = "_quick" if args.quick else ""
@@ -524,13 +735,31 @@ def main(argv: list[str] | None = None) -> int:
             train_rows += train_steps(name, patch, batch)
         except Exception as exc:  # a recipe under construction must not stop the benchmark
             train_rows.append({"model": name, "stage": "", "note": f"failed: {type(exc).__name__}: {exc}"[:200]})
-    print_table(f"inference variants (best of {VARIANT_ROUNDS} interleaved rounds after a warm-up)", variant_rows,
-                ["model", "size", "variant", "seconds", "speedup", "max_abs_error", "load_before", "note"])  # fmt: skip
-    print_table("tiled vs untiled output (default effective halo, and exact halo)", tiling_rows,
-                ["model", "size", "tile", "halo_effective", "psnr_db_effective", "max_abs_effective", "halo_exact",
-                 "psnr_db_exact", "max_abs_exact"])  # fmt: skip
-    print_table("training step per recipe stage", train_rows,
-                ["model", "stage", "objectives", "batch", "seconds", "load_before", "note"])  # fmt: skip
+    print_table(
+        f"inference variants (best of {VARIANT_ROUNDS} interleaved rounds after a warm-up)",
+        variant_rows,
+        ["model", "size", "variant", "seconds", "speedup", "max_abs_error", "load_before", "note"],
+    )
+    print_table(
+        "tiled vs untiled output (default effective halo, and exact halo)",
+        tiling_rows,
+        [
+            "model",
+            "size",
+            "tile",
+            "halo_effective",
+            "psnr_db_effective",
+            "max_abs_effective",
+            "halo_exact",
+            "psnr_db_exact",
+            "max_abs_exact",
+        ],
+    )
+    print_table(
+        "training step per recipe stage",
+        train_rows,
+        ["model", "stage", "objectives", "batch", "seconds", "load_before", "note"],
+    )
 
     print("\nlatency and memory (fresh subprocess per row):", flush=True)
     rows = speed_rows(names, profiles, variant_rows, sizes, args, gemm_start)
@@ -539,24 +768,68 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:  # against the best GEMM of the run
         if row.get("gflops"):
             row["pct_gemm"] = 100 * row["gflops"] / gemm
-    print_table(f"latency and memory ({args.threads} threads; GEMM {gemm:.0f} GFLOP/s, best of start/end)", rows,
-                ["model", "size", "mode", "status", "seconds", "probe_s", "peak_rss_mb", "tiles", "windows", "gflops",
-                 "pct_gemm", "load_before", "load_after", "note"])  # fmt: skip
+    print_table(
+        f"latency and memory ({args.threads} threads; GEMM {gemm:.0f} GFLOP/s, best of start/end)",
+        rows,
+        [
+            "model",
+            "size",
+            "mode",
+            "status",
+            "seconds",
+            "probe_s",
+            "peak_rss_mb",
+            "tiles",
+            "windows",
+            "gflops",
+            "pct_gemm",
+            "load_before",
+            "load_after",
+            "note",
+        ],
+    )
     goals = goal_rows(rows, gemm)
     if goals:
         print_table("performance goals", goals, ["goal", "measured", "met"])
 
-    extra = {"threads": args.threads, "gemm_gflops": round(gemm, 1), "host": host, "torch": torch.__version__}
+    from zoo.results import git_commit
+
+    others = machine.percent()
+    extra = {
+        "threads": args.threads,
+        "gemm_gflops": round(gemm, 1),
+        "host": host,
+        "torch": torch.__version__,
+        "git_commit": git_commit(),
+        "command": " ".join(["python", "benchmarks/speed.py", *(argv or sys.argv[1:])]),
+        "measured_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "load_start": load_start,
+        "load_end": load1(),
+        "others_cpu_pct": others,
+    }
+    if others > QUIET_OTHERS_PCT and args.out_dir == OUT_DIR and not args.allow_load:
+        raise SystemExit(
+            f"other processes used {others:.0f} % of a core during the run (> {QUIET_OTHERS_PCT:.0f} %): "
+            "figures taken under load are not written to results/bench (--allow-load writes them, "
+            "recording the share; --out-dir writes elsewhere)"
+        )
     for profile_name, profile in profiles.items():
-        print(f"{profile_name}: {profile['flops'][0] / 1e6:.3f} MFLOP/px, {profile['bytes'][0]:.0f} activation bytes/px"
-              f" (padding border {profile['flops'][1]:.0f} px), halo {profile.get('halo', '-')}")  # fmt: skip
-    write_csv(args.out_dir / f"speed{suffix}.csv", rows, extra)
-    write_csv(args.out_dir / f"speed_variants{suffix}.csv", variant_rows, extra)
-    write_csv(args.out_dir / f"speed_train{suffix}.csv", train_rows, extra)
-    write_csv(args.out_dir / f"speed_tiling{suffix}.csv", tiling_rows, extra)
-    write_csv(args.out_dir / f"speed_goals{suffix}.csv", goals, extra)
-    print(f"\nGEMM {gemm_start:.0f} GFLOP/s at start, {gemm_end:.0f} at end; load now {os.getloadavg()}; "
-          f"total {time.perf_counter() - started:.0f} s; wrote {args.out_dir}/speed*{suffix}.csv")  # fmt: skip
+        print(
+            f"{profile_name}: {profile['flops'][0] / 1e6:.3f} MFLOP/px, {profile['bytes'][0]:.0f} activation bytes/px"
+            f" (padding border {profile['flops'][1]:.0f} px), halo {profile.get('halo', '-')}"
+        )
+    tables = {
+        "speed": rows,
+        "speed_variants": variant_rows,
+        "speed_train": train_rows,
+        "speed_tiling": tiling_rows,
+        "speed_goals": goals,
+    }
+    write_tables(args.out_dir, suffix, tables, extra)
+    print(
+        f"\nGEMM {gemm_start:.0f} GFLOP/s at start, {gemm_end:.0f} at end; load now {os.getloadavg()}; "
+        f"total {time.perf_counter() - started:.0f} s; wrote {args.out_dir}/speed*{suffix}.csv"
+    )
     return 0
 
 

@@ -1,0 +1,94 @@
+"""The committed benchmark CSVs have the columns the current benchmarks write, and record the commit and command that
+produced them; the benchmark refuses to write rows with fields it does not declare."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "results" / "bench"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+speed = _load("speed")
+
+
+def expected_columns() -> dict[str, list[str]]:
+    """{committed file name: the header the current benchmark writes}."""
+    data_speed = _load("data_speed")
+    columns = {f"{name}.csv": [*cols, *speed.RUN_FIELDS] for name, cols in speed.COLUMNS.items()}
+    columns["data_speed.csv"] = list(data_speed.COLUMNS)
+    return columns
+
+
+def _read(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        return list(reader.fieldnames or []), list(reader)
+
+
+def test_every_committed_bench_csv_is_one_the_benchmarks_write():
+    committed = sorted(p.name for p in BENCH.glob("*.csv"))
+    assert committed, "results/bench holds no CSV"
+    unknown = set(committed) - set(expected_columns())
+    assert not unknown, f"not written by any benchmark: {unknown}"
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in BENCH.glob("*.csv")))
+def test_committed_bench_csv_has_the_current_schema_and_its_provenance(name):
+    header, rows = _read(BENCH / name)
+    assert header == expected_columns()[name], f"{name}: header differs from what the benchmark writes now"
+    assert rows, f"{name}: no rows"
+    for row in rows:
+        assert row["git_commit"] and row["git_commit"] != "unknown", f"{name}: a row without its commit"
+        assert row["command"].startswith("python benchmarks/"), f"{name}: a row without the command that made it"
+        assert row["measured_utc"], f"{name}: a row without its time"
+
+
+def test_the_report_reads_columns_the_speed_benchmark_writes():
+    from zoo.report.inputs import BENCH_COLUMNS
+
+    assert set(BENCH_COLUMNS) <= set(speed.COLUMNS["speed"])
+
+
+def test_rows_with_an_undeclared_field_are_not_written(tmp_path):
+    tables = {"speed_goals": [{"goal": "g", "measured": "m", "met": True, "typo": 1}]}
+    with pytest.raises(SystemExit, match="speed_goals: typo"):
+        speed.write_tables(tmp_path, "", tables, {"threads": 2})
+    assert not list(tmp_path.glob("*.csv"))
+    assert (tmp_path / "bench_rows.json").is_file()  # the measurements are kept
+
+
+def test_written_tables_have_the_declared_header(tmp_path):
+    tables = {"speed_goals": [{"goal": "g", "measured": "m", "met": True}], "speed": []}
+    speed.write_tables(tmp_path, "", tables, {"threads": 2, "git_commit": "abc"})
+    header, rows = _read(tmp_path / "speed_goals.csv")
+    assert header == [*speed.COLUMNS["speed_goals"], *speed.RUN_FIELDS]
+    assert rows == [{**{k: "" for k in header}, "goal": "g", "measured": "m", "met": "True", "threads": "2",
+                     "git_commit": "abc"}]  # fmt: skip
+    assert not (tmp_path / "speed.csv").exists()  # an empty table writes no file
+
+
+def test_another_process_counts_as_load():
+    """A busy process that is not one of the benchmark's finished workers shows up in ``others_cpu_pct``."""
+    busy = subprocess.Popen([sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 1.5: pass"])
+    try:
+        meter = speed.OtherProcesses()
+        time.sleep(1.0)
+        share = meter.percent()
+    finally:
+        busy.wait()
+    assert share >= 40.0  # about 100 % of a core; less only if the machine could not run it
