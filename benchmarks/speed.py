@@ -249,7 +249,7 @@ def worker(config: dict[str, Any]) -> dict[str, Any]:
         "computed_px": 0,
     }
     if plan is not None:
-        framed = (-(-height // plan.align) * plan.align, -(-width // plan.align) * plan.align)
+        framed = tiling.framed_size(tiling.tiling_hooks(model), height, width)  # the frame the model really runs
         result.update(
             tiles=f"{plan.tile_w}x{plan.tile_h} cores, halo {plan.halo}",
             windows=len(plan.windows(*framed)),
@@ -321,8 +321,22 @@ def model_profile(name: str, sizes: tuple[int, int]) -> dict[str, Any]:
     if hooks.tileable:
         profile["halo"] = tiling.tiling_halo(model)
         profile["halo_exact"] = tiling.receptive_field(model).exact
-        profile["window_flops_per_px"] = flops(tiling.PROBE_SIZE) / tiling.PROBE_SIZE**2  # aligned windows: no border
+        side = -(-tiling.PROBE_SIZE // hooks.align) * hooks.align
+        profile["window_flops_per_px"] = window_flops(hooks, side) / side**2
     return profile
+
+
+def window_flops(hooks: Any, side: int) -> float:
+    """FLOPs of one aligned side×side window as the tiler runs it (``hooks.window`` with a precomputed context; no
+    padding of the model's own: SingleHDR's forward would add 32 px on every side), the context excluded."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.rand(1, 3, side, side)
+    with torch.inference_mode():
+        context = hooks.context(x)
+        with FlopCounterMode(display=False) as counter:
+            hooks.window(x, context)
+    return counter.get_total_flops()
 
 
 def best_time(fn, repeats: int = 2) -> tuple[float, float]:
