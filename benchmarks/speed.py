@@ -1,6 +1,6 @@
 """Inference and training speed of every registered model: latency, peak memory, GFLOP/s against the machine's GEMM.
 
-    python benchmarks/speed.py [--quick] [--threads 2] [--compile] [--max-seconds 300] [--models NAME ...]
+    python benchmarks/speed.py [--quick] [--threads 2] [--compile] [--max-seconds 600] [--models NAME ...]
 
 Writes to results/bench/ (``--quick``: ``*_quick.csv``, small sizes only) and prints the tables:
 
@@ -707,7 +707,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile (minutes of compilation)")
     parser.add_argument(
-        "--max-seconds", type=float, default=300.0, help="skip configurations predicted to take longer (default 300)"
+        "--max-seconds", type=float, default=600.0, help="skip configurations predicted to take longer (default 600)"
     )
     parser.add_argument("--models", nargs="*", help="models to measure (default: every learned registered model)")
     parser.add_argument("--out-dir", type=Path, default=OUT_DIR, help="folder for the CSV files")
