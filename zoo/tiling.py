@@ -319,37 +319,36 @@ def peak_activation_bytes(fn: Callable[[], Any]) -> int:
     return counter.peak
 
 
-def activation_bytes_per_pixel(model: nn.Module) -> float:
-    """Peak activation bytes per input pixel of one aligned window (``PROBE_SIZE``²), inference mode. Cached."""
-    cached = _BYTES_PER_PIXEL.get(model)
+def _probe_bytes_per_pixel(model: nn.Module, cache: weakref.WeakKeyDictionary, context_only: bool) -> float:
+    """Peak activation bytes per input pixel on one aligned ``PROBE_SIZE``² input, inference mode, cached per model:
+    of a window pass given a precomputed context, or (``context_only``) of the context pass itself."""
+    cached = cache.get(model)
     if cached is not None:
         return cached
     hooks = tiling_hooks(model)
     size = _round_up(PROBE_SIZE, hooks.align)
     x = torch.rand(1, 3, size, size, device=_device_of(model))
     with torch.inference_mode():
-        context = hooks.context(x)
-        peak = peak_activation_bytes(lambda: hooks.window(x, context))
+        if context_only:
+            peak = max(peak_activation_bytes(lambda: hooks.context(x)), 1)
+        else:
+            context = hooks.context(x)
+            peak = peak_activation_bytes(lambda: hooks.window(x, context))
     per_pixel = peak / (size * size)
     release_free_memory()
-    _BYTES_PER_PIXEL[model] = per_pixel
+    cache[model] = per_pixel
     return per_pixel
+
+
+def activation_bytes_per_pixel(model: nn.Module) -> float:
+    """Peak activation bytes per input pixel of one aligned window (``PROBE_SIZE``²), inference mode. Cached."""
+    return _probe_bytes_per_pixel(model, _BYTES_PER_PIXEL, context_only=False)
 
 
 def context_bytes_per_pixel(model: nn.Module) -> float:
     """Peak activation bytes per input pixel of the global context alone (``GlobalBranchTiling.global_context``:
     SingleHDR's Dequantization- and Linearization-Net, about half the whole model's), inference mode. Cached."""
-    cached = _CONTEXT_BYTES_PER_PIXEL.get(model)
-    if cached is not None:
-        return cached
-    hooks = tiling_hooks(model)
-    size = _round_up(PROBE_SIZE, hooks.align)
-    x = torch.rand(1, 3, size, size, device=_device_of(model))
-    with torch.inference_mode():
-        per_pixel = max(peak_activation_bytes(lambda: hooks.context(x)), 1) / (size * size)
-    release_free_memory()
-    _CONTEXT_BYTES_PER_PIXEL[model] = per_pixel
-    return per_pixel
+    return _probe_bytes_per_pixel(model, _CONTEXT_BYTES_PER_PIXEL, context_only=True)
 
 
 def available_memory() -> int:

@@ -1,20 +1,7 @@
-"""The report: tables, plots and the results page from result rows. ``format_rows`` prints a quick console table; ``write_report`` regenerates the
-report in ``results/`` from the rows in ``results/runs/`` alone, deterministically (same rows → same bytes).
-
-How rows become tables (results/README.md explains every output file and column):
-- **Tags choose the table.** A tag ``family/variant`` (set by the ablation sweeps) puts a row in table ``family`` under
-  the label "model (variant)"; a plain tag (``zoo``, ``smoke``) puts it in that table under the model name; untagged
-  rows form table ``untagged``. A run reached by several sweeps carries all their tags (``zoo.run``) and appears in
-  each of their tables.
-- **Never mix protocols.** Rows whose metric protocol (``metrics.PROTOCOL`` as recorded), scale rule or evaluation data
-  differ go to separate tables; each table names its protocol, and the full parameters are listed once.
-- **Variants and CIs.** Within a table, rows with the same label and the same config apart from the seed form one
-  variant. Each metric is the mean over its seeds × evaluation images with a two-level bootstrap 95 % CI
-  (``zoo.stats``; fixed generator seed).
-- **Statistics.** Each variant's paired per-image PU21-PSNR difference to the table's best (same images, seed means
-  per image) with a bootstrap 95 % CI, and its bootstrap probability of being best. The SI-HDR rule of thumb (a
-  PU21-PSNR difference below 3.5 dB is one observers would not confirm, Hanji et al. 2022) is its own column, "n.s.".
-- **Failed runs** are listed with their error, never averaged.
+"""The report: ``write_report`` regenerates the tables, plots and results page in ``results/`` from the rows in
+``results/runs/`` alone, deterministically (same rows → same bytes); ``format_rows`` prints a quick console table.
+How rows become tables is described in ``zoo.report.tables``; results/README.md explains every output file and
+column.
 """
 
 from __future__ import annotations
