@@ -49,6 +49,7 @@ reference: $(STAMP)  ## the shipped weights: train the 3 models on data=mixed, z
 bench: $(STAMP)  ## speed benchmarks; tables printed, CSV written to results/bench/
 	$(BIN)/python benchmarks/data_speed.py
 	$(BIN)/python benchmarks/speed.py
+	$(BIN)/python benchmarks/train_speed.py
 
 clean:  ## remove outputs and caches (keeps .venv and results/)
 	rm -rf outputs multirun .pytest_cache

@@ -31,6 +31,8 @@ def expected_columns() -> dict[str, list[str]]:
     data_speed = _load("data_speed")
     columns = {f"{name}.csv": [*cols, *speed.RUN_FIELDS] for name, cols in speed.COLUMNS.items()}
     columns["data_speed.csv"] = list(data_speed.COLUMNS)
+    train_speed = _load("train_speed")
+    columns |= {f"{name}.csv": [*cols, *speed.RUN_FIELDS] for name, cols in train_speed.COLUMNS.items()}
     return columns
 
 
@@ -92,3 +94,39 @@ def test_another_process_counts_as_load():
     finally:
         busy.wait()
     assert share >= 40.0  # about 100 % of a core; less only if the machine could not run it
+
+
+def test_training_benchmark_writes_its_declared_tables(tmp_path):
+    """The training-throughput benchmark end to end at a toy size (figures meaningless, only the tables checked)."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "train_speed.py"),
+            "--models",
+            "hdrunet",
+            "--batch",
+            "2",
+            "--patch",
+            "32",
+            "--steps",
+            "1",
+            "--repeats",
+            "2",
+            "--threads",
+            "1",
+            "--out-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    header, rows = _read(tmp_path / "train_speed.csv")
+    assert header == expected_columns()["train_speed.csv"]
+    variants = [r["variant"] for r in rows]
+    assert variants == ["reference", "zoo", "zoo_fixed_batch", "zoo_channels_last", "zoo_worker"]
+    assert all(float(r["min_s"]) <= float(r["median_s"]) <= float(r["max_s"]) for r in rows)
+    assert all(r["rounds"] == "2" and r["command"].startswith("python benchmarks/train_speed.py") for r in rows)
+    _, (goal,) = _read(tmp_path / "train_speed_goals.csv")
+    assert goal["met"] in ("True", "False") and "hdrunet training step" in goal["goal"]

@@ -155,6 +155,35 @@ def test_folder_clamps_negative_values_by_default_and_counts_them(tmp_path):
     assert record["negative_values"] == 2 and (sample["target"] >= 0).all()
 
 
+def test_folder_fill_replaces_ringing_pixels_by_their_neighbours(tmp_path):
+    """negative_values=fill: a pixel with any negative channel takes the mean of its valid 3x3 neighbours in every
+    channel (the file defines no radiance there); other pixels are untouched; the count is still recorded."""
+    image = np.full((16, 16, 3), 2.0, dtype=np.float32)
+    image[:, 8:] = 4.0
+    image[5, 7, 1] = -3.0  # one negative channel next to the 2|4 edge
+    write_exr_raw(tmp_path / "ringing.exr", image)
+    cfg = DataConfig(name="folder", root=str(tmp_path), eval_count=0, eval_height=None, eval_width=None)
+    clamped = io.read_hdr_counted(tmp_path / "ringing.exr", "clamp")[0]
+    filled, count = io.read_hdr_counted(tmp_path / "ringing.exr", "fill")
+    assert count == 1 and clamped[5, 7].tolist() == [2.0, 0.0, 2.0]
+    np.testing.assert_allclose(filled[5, 7], [22 / 8] * 3, rtol=1e-6)  # 8 neighbours: 3x2 + 2x2 + 3x4
+    keep = np.ones((16, 16), bool)
+    keep[5, 7] = False
+    assert (filled[keep] == image[keep]).all()
+    data = build_dataset(DataConfig(**{**cfg.__dict__, "negative_values": "fill"}), "eval")
+    assert data.describe(0)["negative_values"] == 1 and data.describe(0)["negative_policy"] == "fill"
+
+
+def test_fill_invalid_pixels_grows_into_wide_holes():
+    image = np.arange(8 * 8 * 3, dtype=np.float32).reshape(8, 8, 3)
+    invalid = np.zeros((8, 8), bool)
+    invalid[2:7, 1:6] = True  # a 5x5 hole: the centre is filled on the third pass
+    filled = io.fill_invalid_pixels(image, invalid)
+    assert np.isfinite(filled).all() and (filled[~invalid] == image[~invalid]).all()
+    assert image[~invalid].min() <= filled[invalid].min() and filled[invalid].max() <= image[~invalid].max()
+    assert (io.fill_invalid_pixels(image, np.ones((8, 8), bool)) == 0).all()
+
+
 def test_folder_bad_files_and_folders_fail_with_one_line(tmp_path):
     (tmp_path / "broken.exr").write_bytes(b"\x76\x2f\x31\x01" + b"\x00" * 50)
     with pytest.raises(ZooError, match="none of the 1 eval images could be read"):

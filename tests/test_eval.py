@@ -104,10 +104,24 @@ def test_zoo_eval_matrix_and_its_report(tmp_path):
         ("landis", "synthetic"),
     ]
     assert {r["n_images"] for r in rows if r["data"] == "real"} == {8}  # the fixed split, whatever eval_count says
+    real = [im["degradation"] for r in rows if r["data"] == "real" for im in r["images"]]
+    assert {d["negative_policy"] for d in real} == {"fill"} and sum(d["negative_values"] for d in real) > 0
     proc = zoo_cli("report", "--runs", results, "--out", tmp_path / "report", "--no-plots")
     assert proc.returncode == 0, proc.stderr[-2000:]
     tables = (tmp_path / "report" / "tables.md").read_text()
     assert "## eval-real" in tables and "## eval-synthetic" in tables
+
+
+def test_default_tags_tell_clipping_levels_and_negative_policies_apart():
+    from zoo.data import CameraConfig, DataConfig
+    from zoo.eval_run import default_tag
+
+    clip97 = CameraConfig(eval_clip_fraction=0.03)
+    assert default_tag(DataConfig(name="real", negative_values="fill")) == "eval-real"
+    assert default_tag(DataConfig(name="real", negative_values="clamp")) == "eval-real-clamp"
+    assert default_tag(DataConfig(name="real", negative_values="fill", camera=clip97)) == "eval-real-clip_97"
+    assert default_tag(DataConfig(name="real", negative_values="clamp", camera=clip97)) == "eval-real-clamp-clip_97"
+    assert default_tag(DataConfig(name="folder", negative_values="clamp")) == "eval-folder"
 
 
 def test_zoo_eval_errors_are_one_line(tmp_path):

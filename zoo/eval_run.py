@@ -78,15 +78,20 @@ def eval_id(config: dict[str, Any]) -> str:
 
 
 SIHDR_CLIP = 0.05  # the default evaluation camera: SI-HDR's clip_95 (5 % of the pixels saturated)
+REAL_NEGATIVES = "fill"  # conf/data/real.yaml: the shipped scenes' ringing pixels are filled (docs/evaluation.md)
 
 
 def default_tag(data: DataConfig) -> str:
     """``eval-<data>``; at another clipping level than the default clip_95, ``eval-<data>-clip_NN`` (SI-HDR's names:
-    clip_97 = 3 % saturated), so each level gets its own report table."""
+    clip_97 = 3 % saturated), so each level gets its own report table; the shipped real scenes under another
+    ``data.negative_values`` policy than their ``fill`` get ``-<policy>`` appended (e.g. ``eval-real-clamp``)."""
+    tag = f"eval-{data.name}"
+    if data.name == "real" and data.negative_values != REAL_NEGATIVES:
+        tag += f"-{data.negative_values}"
     fraction = data.camera.eval_clip_fraction
     if abs(fraction - SIHDR_CLIP) < 1e-9:
-        return f"eval-{data.name}"
-    return f"eval-{data.name}-clip_{round(100 * (1 - fraction)):d}"
+        return tag
+    return f"{tag}-clip_{round(100 * (1 - fraction)):d}"
 
 
 def eval_run(cfg: EvalConfig) -> dict[str, Any]:

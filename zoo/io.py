@@ -222,13 +222,15 @@ def _image_to_write(path: Path, image: np.ndarray) -> np.ndarray:
     return image
 
 
-NEGATIVE_POLICIES = ("clamp", "refuse")
+NEGATIVE_POLICIES = ("clamp", "refuse", "fill")
 
 
 def handle_negatives(image: np.ndarray, path: str | Path, policy: str) -> tuple[np.ndarray, int]:
     """(image, number of negative values). NaN/inf are always refused. Negative values are what lossy HDR
     compression (ringing next to suns and lamps) leaves in real files: ``"clamp"`` sets them to 0, ``"refuse"``
-    raises an error naming the file."""
+    raises an error naming the file, ``"fill"`` replaces every pixel with a negative channel by its valid
+    neighbours (``fill_invalid_pixels``): the file defines no radiance there, and a clamped 0 is a black hole next to
+    a sun that no camera would record."""
     if policy not in NEGATIVE_POLICIES:
         raise ZooError(f"negative values policy: expected one of {', '.join(NEGATIVE_POLICIES)}, got {policy!r}")
     if not np.isfinite(image).all():
@@ -238,11 +240,30 @@ def handle_negatives(image: np.ndarray, path: str | Path, policy: str) -> tuple[
     if count and policy == "refuse":
         raise ZooError(
             f"{path}: HDR image contains {count} negative values (min {float(image.min()):.4g}); "
-            f"expected >= 0 (data.negative_values=clamp sets them to 0)"
+            f"expected >= 0 (data.negative_values=clamp sets them to 0, =fill fills them from their neighbours)"
         )
-    if count:
+    if count and policy == "fill":
+        image = fill_invalid_pixels(image, negative.any(axis=-1))
+    elif count:
         image = np.maximum(image, 0, out=image if image.flags.writeable else None)
     return image, count
+
+
+def fill_invalid_pixels(image: np.ndarray, invalid: np.ndarray) -> np.ndarray:
+    """``image`` (H, W, C) with every ``invalid`` pixel replaced by the mean of its valid 3×3 neighbours, repeated
+    outwards until none is left (normalised convolution; ringing comes in thin bands, so one or two passes fill
+    it). An image with no valid pixel becomes 0."""
+    out = np.where(invalid[..., None], 0.0, image).astype(np.float32)
+    valid = (~invalid).astype(np.float32)
+    if not valid.any():
+        return np.zeros_like(out)
+    while not valid.all():
+        total = cv2.boxFilter(out * valid[..., None], -1, (3, 3), normalize=False, borderType=cv2.BORDER_REFLECT)
+        weight = cv2.boxFilter(valid, -1, (3, 3), normalize=False, borderType=cv2.BORDER_REFLECT)
+        grow = (valid == 0) & (weight > 0)
+        out[grow] = total[grow] / weight[grow][:, None]
+        valid[grow] = 1.0
+    return out
 
 
 # ----------------------------------------------------------------------------------------------------------------------

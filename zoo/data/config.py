@@ -82,7 +82,8 @@ class DataConfig:
     train_scale_min: float = 0.5
     train_scale_max: float = 1.0
     # File sources: negative values (lossy-compression ringing in real files) are "clamp"ed to 0 and counted per
-    # image in the records, or "refuse"d (the file is reported and skipped).
+    # image in the records, "refuse"d (the file is reported and skipped), or "fill"ed from their valid neighbours
+    # (conf/data/real.yaml uses fill: docs/evaluation.md, "Ringing in the real scenes").
     negative_values: str = "clamp"
     # mixed: share of training samples that are real-scene crops (the rest are procedural scenes).
     real_fraction: float = 0.5

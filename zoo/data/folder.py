@@ -2,7 +2,8 @@
 
 Real files are read as they are: negative values (lossy-compression ringing next to suns and lamps) are clamped to 0
 by default and counted per image in each sample's record (``data.negative_values=refuse`` rejects such files
-instead); an RGBA EXR gives its RGB; a file that cannot be read is reported by name and skipped, the others are used.
+instead, ``=fill`` fills those pixels from their neighbours: ``zoo.io.handle_negatives``); an RGBA EXR gives its RGB;
+a file that cannot be read is reported by name and skipped, the others are used.
 """
 
 from __future__ import annotations
