@@ -71,7 +71,7 @@ def load_rows(results_dir: str | Path) -> list[dict[str, Any]]:
 
 
 def git_commit() -> str:
-    """HEAD of the repository the package lives in, with ``+dirty`` when tracked files changed; "unknown" outside git."""
+    """HEAD of the repository the package lives in, ``+dirty`` when tracked files changed; "unknown" outside git."""
     repo = Path(__file__).resolve().parents[1]
     try:
         head = subprocess.run(

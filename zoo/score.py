@@ -1,7 +1,8 @@
 """Score a folder of NTIRE-format results against references, like the NTIRE 2021 scoring program, but pairing files
 by image ID (the official program pairs by sorted position, so one missing file silently shifts every pair after it).
 
-References: ``NNNN_gt.png`` (or ``NNNN.png``) + ``NNNN_alignratio.npy``; results: ``NNNN.png`` + ``NNNN_alignratio.npy``.
+References: ``NNNN_gt.png`` (or ``NNNN.png``) + ``NNNN_alignratio.npy``; results: ``NNNN.png`` +
+``NNNN_alignratio.npy``.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 A zoo checkpoint describes itself: ``{"format": "hdr-zoo/1", "model": <registry name>, "args": <create_model
 arguments>, "zoo_version", "state_dict", ...}`` (``zoo run`` adds ``run_id``, the training config hash, and ``step``),
-so ``zoo.factory.create_model_from_checkpoint(path)`` rebuilds the right architecture, ablation variants included, from the file
-alone. Official layouts carry no model name: they need ``create_model(name)`` + ``load_weights``.
+so ``zoo.factory.create_model_from_checkpoint(path)`` rebuilds the right architecture, ablation variants included,
+from the file alone. Official layouts carry no model name: they need ``create_model(name)`` + ``load_weights``.
 
 Files are read with ``torch.load(weights_only=True)``: no arbitrary unpickling. An official checkpoint that holds
 pickled Python objects (the two-stage repo saves a StepLR object) is refused with the command that converts it once in

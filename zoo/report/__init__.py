@@ -33,8 +33,8 @@ __all__ = ["SIGNIFICANCE_DB", "Table", "Variant", "build_tables", "format_rows",
 
 def write_report(runs_dir: Path, out_dir: Path, plots: bool = True) -> str:
     """Regenerate ``out_dir``/{summary.csv, failed.csv, tables.md, tables.tex} (and ``out_dir``/plots/ when ``plots``)
-    from the rows in ``runs_dir``; returns the Markdown tables for the console. Reads ``out_dir``/bench/speed.csv when the
-    speed benchmark wrote it."""
+    from the rows in ``runs_dir``; returns the Markdown tables for the console. Reads ``out_dir``/bench/speed.csv when
+    the speed benchmark wrote it."""
     runs_dir, out_dir = Path(runs_dir), Path(out_dir)
     if not runs_dir.is_dir():
         raise ZooError(f"--runs {runs_dir}: no such folder; expected a folder of result rows (*.json); nothing written")

@@ -57,5 +57,6 @@ def read_bench(path: Path) -> tuple[dict[str, tuple[float, str]], str]:
                     continue
     return (
         found,
-        f"{BENCH_CSV.as_posix()} beside these tables (seconds at {BENCH_SIZE.replace('x', '×')}, untiled where measured)",
+        f"{BENCH_CSV.as_posix()} beside these tables "
+        f"(seconds at {BENCH_SIZE.replace('x', '×')}, untiled where measured)",
     )

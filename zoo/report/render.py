@@ -207,7 +207,8 @@ def render_markdown(
         "per image), mean and bootstrap 95 % CI; an interval that excludes 0 is a difference these images "
         "support. `P(best)`: how often the variant has the highest mean PU21-PSNR when the images are resampled. "
         f"`SI-HDR 3.5 dB rule`: the SI-HDR rule of thumb that differences below {SIGNIFICANCE_DB:g} dB PU21-PSNR "
-        "are not visible to observers (Hanji et al. 2022), not a statistical test. GMACs: one forward pass at 1900×1060, counted from the code. `s/image`: evaluation "
+        "are not visible to observers (Hanji et al. 2022), not a statistical test. GMACs: one forward pass at "
+        "1900×1060, counted from the code. `s/image`: evaluation "
         "time per image as recorded in the rows (shared CPU, see README)"
         + (f"; bench: {bench_note}" if bench_note else "")
         + ".",

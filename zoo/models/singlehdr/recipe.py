@@ -1,9 +1,9 @@
 """SingleHDR's staged training recipe and its stage losses (official ``training_code/`` and paper §3).
 
 Every loss takes a ``StepContext`` whose ``nets["model"]`` is a ``SingleHDR`` and whose batch has the keys of the
-synthetic camera: ``ldr`` (final 8-bit LDR), ``ldr_unquantized`` (camera-response output before quantisation), ``linear_clipped``
-(noisy linear scene clipped to [0, 1]), ``linear_noisy`` (noisy, unclipped), ``inv_crf`` (B, 1024) and ``target``
-(NTIRE gamma-encoded HDR aligned to the LDR exposure). Images are (B, 3, H, W).
+synthetic camera: ``ldr`` (final 8-bit LDR), ``ldr_unquantized`` (camera-response output before quantisation),
+``linear_clipped`` (noisy linear scene clipped to [0, 1]), ``linear_noisy`` (noisy, unclipped), ``inv_crf``
+(B, 1024) and ``target`` (NTIRE gamma-encoded HDR aligned to the LDR exposure). Images are (B, 3, H, W).
 
 Official details kept: per-image losses averaged after the per-image exposure mask (``exposure_mask``; divided by B,
 not by the number of kept images), the log tone curve g(x) = log(1 + 10x)/log(11) for the HDR losses, and TV as a
