@@ -196,6 +196,36 @@ def gemm_gflops(n: int = 4096, repeats: int = 3) -> float:
     return 2 * n**3 / best / 1e9
 
 
+def run_fields(
+    script: str, argv: list[str], threads: int, gemm: float, host: str, load_start: float, others: float
+) -> dict[str, Any]:
+    """``RUN_FIELDS`` of one benchmark run of ``benchmarks/<script>`` with arguments ``argv``."""
+    from zoo.results import git_commit
+
+    return {
+        "threads": threads,
+        "gemm_gflops": round(gemm, 1),
+        "host": host,
+        "torch": torch.__version__,
+        "git_commit": git_commit(),
+        "command": " ".join(["python", f"benchmarks/{script}", *argv]),
+        "measured_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "load_start": load_start,
+        "load_end": load1(),
+        "others_cpu_pct": others,
+    }
+
+
+def refuse_if_loaded(others: float, out_dir: Path, allow_load: bool) -> None:
+    """Stop before figures taken under load (``others`` % of a core used by other processes) reach results/bench."""
+    if others > QUIET_OTHERS_PCT and out_dir == OUT_DIR and not allow_load:
+        raise SystemExit(
+            f"other processes used {others:.0f} % of a core during the run (> {QUIET_OTHERS_PCT:.0f} %): "
+            "figures taken under load are not written to results/bench (--allow-load writes them, "
+            "recording the share; --out-dir writes elsewhere)"
+        )
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # One configuration, in a fresh process
 
@@ -510,29 +540,35 @@ def train_steps(name: str, patch: int, batch: int) -> list[dict[str, Any]]:
 # Orchestration and output
 
 
-def check_columns(tables: dict[str, list[dict[str, Any]]]) -> list[str]:
-    """Fields of the rows that ``COLUMNS`` does not declare, as "table: field" (empty: every row fits)."""
+def check_columns(tables: dict[str, list[dict[str, Any]]], columns: dict[str, tuple[str, ...]] = COLUMNS) -> list[str]:
+    """Fields of the rows that ``columns`` does not declare, as "table: field" (empty: every row fits)."""
     return sorted(
-        {f"{name}: {k}" for name, rows in tables.items() for row in rows for k in row if k not in COLUMNS[name]}
+        {f"{name}: {k}" for name, rows in tables.items() for row in rows for k in row if k not in columns[name]}
     )
 
 
-def csv_text(name: str, rows: list[dict[str, Any]], extra: dict[str, Any]) -> str:
-    """The CSV of table ``name``: the declared columns in order, then ``RUN_FIELDS`` from ``extra``."""
+def csv_text(name: str, rows: list[dict[str, Any]], extra: dict[str, Any], columns: tuple[str, ...]) -> str:
+    """The CSV of table ``name``: its declared ``columns`` in order, then ``RUN_FIELDS`` from ``extra``."""
     buffer = text_io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=[*COLUMNS[name], *RUN_FIELDS], restval="")
+    writer = csv.DictWriter(buffer, fieldnames=[*columns, *RUN_FIELDS], restval="")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in {**row, **extra}.items()})
     return buffer.getvalue()
 
 
-def write_tables(out_dir: Path, suffix: str, tables: dict[str, list[dict[str, Any]]], extra: dict[str, Any]) -> None:
-    """Every table as ``<name><suffix>.csv`` (atomically), or none: a row with an undeclared field stops the writing
-    and leaves the raw rows in ``bench_rows<suffix>.json`` so the measurements are not lost."""
+def write_tables(
+    out_dir: Path,
+    suffix: str,
+    tables: dict[str, list[dict[str, Any]]],
+    extra: dict[str, Any],
+    columns: dict[str, tuple[str, ...]] = COLUMNS,
+) -> None:
+    """Every table as ``<name><suffix>.csv`` (atomically), or none: a row with a field ``columns`` does not declare
+    stops the writing and leaves the raw rows in ``bench_rows<suffix>.json`` so the measurements are not lost."""
     from zoo.io import atomic_write
 
-    unknown = check_columns(tables)
+    unknown = check_columns(tables, columns)
     out_dir.mkdir(parents=True, exist_ok=True)
     if unknown:
         dump = out_dir / f"bench_rows{suffix}.json"
@@ -541,7 +577,7 @@ def write_tables(out_dir: Path, suffix: str, tables: dict[str, list[dict[str, An
     for name, rows in tables.items():
         if rows:
             path = out_dir / f"{name}{suffix}.csv"
-            atomic_write(path, lambda tmp, text=csv_text(name, rows, extra): tmp.write_text(text))
+            atomic_write(path, lambda tmp, text=csv_text(name, rows, extra, columns[name]): tmp.write_text(text))
             path.chmod(0o644)
 
 
@@ -806,27 +842,9 @@ def main(argv: list[str] | None = None) -> int:
     if goals:
         print_table("performance goals", goals, ["goal", "measured", "met"])
 
-    from zoo.results import git_commit
-
     others = machine.percent()
-    extra = {
-        "threads": args.threads,
-        "gemm_gflops": round(gemm, 1),
-        "host": host,
-        "torch": torch.__version__,
-        "git_commit": git_commit(),
-        "command": " ".join(["python", "benchmarks/speed.py", *(argv or sys.argv[1:])]),
-        "measured_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "load_start": load_start,
-        "load_end": load1(),
-        "others_cpu_pct": others,
-    }
-    if others > QUIET_OTHERS_PCT and args.out_dir == OUT_DIR and not args.allow_load:
-        raise SystemExit(
-            f"other processes used {others:.0f} % of a core during the run (> {QUIET_OTHERS_PCT:.0f} %): "
-            "figures taken under load are not written to results/bench (--allow-load writes them, "
-            "recording the share; --out-dir writes elsewhere)"
-        )
+    extra = run_fields("speed.py", argv or sys.argv[1:], args.threads, gemm, host, load_start, others)
+    refuse_if_loaded(others, args.out_dir, args.allow_load)
     for profile_name, profile in profiles.items():
         print(
             f"{profile_name}: {profile['flops'][0] / 1e6:.3f} MFLOP/px, {profile['bytes'][0]:.0f} activation bytes/px"

@@ -32,6 +32,7 @@ used more than ``speed.QUIET_OTHERS_PCT`` of a core during the run, unless ``--a
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import platform
 import statistics
@@ -76,10 +77,12 @@ class Variant:
         self.rounds: list[float] = []
 
 
-def mixed_dataset(patch: int, num_workers: int = 0):
+@functools.cache
+def mixed_dataset(patch: int):
+    """The reference training data (built once per patch size; every stream of the run draws from it)."""
     from zoo.data import DataConfig, build_dataset
 
-    return build_dataset(DataConfig(name="mixed", patch_size=patch, num_workers=num_workers), "train")
+    return build_dataset(DataConfig(name="mixed", patch_size=patch), "train")
 
 
 def reference_variant(name: str, batch: dict[str, torch.Tensor]) -> Variant:
@@ -231,7 +234,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import zoo
-    from zoo.results import git_commit
 
     torch.set_num_threads(args.threads)
     load_start, machine = speed.load1(), speed.OtherProcesses()
@@ -249,25 +251,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     speed.print_table("training goals", goals, ["goal", "measured", "met"])
     others = machine.percent()
-    extra = {
-        "threads": args.threads,
-        "gemm_gflops": round(gemm, 1),
-        "host": host,
-        "torch": torch.__version__,
-        "git_commit": git_commit(),
-        "command": " ".join(["python", "benchmarks/train_speed.py", *(argv if argv is not None else sys.argv[1:])]),
-        "measured_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "load_start": load_start,
-        "load_end": speed.load1(),
-        "others_cpu_pct": others,
-    }
-    if others > speed.QUIET_OTHERS_PCT and args.out_dir == speed.OUT_DIR and not args.allow_load:
-        raise SystemExit(
-            f"other processes used {others:.0f} % of a core during the run (> {speed.QUIET_OTHERS_PCT:.0f} %): "
-            "not written to results/bench (--allow-load writes them, recording the share; --out-dir elsewhere)"
-        )
-    speed.COLUMNS.update(COLUMNS)  # the shared writer checks every row against its table's declared columns
-    speed.write_tables(args.out_dir, "", {"train_speed": rows, "train_speed_goals": goals}, extra)
+    argv = argv if argv is not None else sys.argv[1:]
+    extra = speed.run_fields("train_speed.py", argv, args.threads, gemm, host, load_start, others)
+    speed.refuse_if_loaded(others, args.out_dir, args.allow_load)
+    speed.write_tables(args.out_dir, "", {"train_speed": rows, "train_speed_goals": goals}, extra, COLUMNS)
     print(f"wrote {args.out_dir}/train_speed.csv, train_speed_goals.csv (others used {others:.0f} % of a core)")
     return 0
 
