@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-import platform
 import statistics
 import sys
 import time
@@ -237,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     load_start, machine = speed.load1(), speed.OtherProcesses()
-    host = f"{platform.node()} {platform.processor() or platform.machine()} ({os.cpu_count()} CPUs)"
+    host = speed.host_description()
     print(f"training speed: {host}, torch {torch.__version__}, {args.threads} threads, load {os.getloadavg()}")
     gemm = speed.gemm_gflops()
     rows = []

@@ -23,3 +23,9 @@ def reference_data() -> Path:
 @pytest.fixture(scope="session")
 def fixtures_dir(reference_data: Path) -> Path:
     return reference_data / "fixtures"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_field_cache(tmp_path_factory):
+    """Receptive fields the tests measure go to a fresh folder, not the user's cache (subprocesses inherit it)."""
+    os.environ["ZOO_CACHE_DIR"] = str(tmp_path_factory.mktemp("zoo-cache"))

@@ -130,3 +130,35 @@ def test_training_benchmark_writes_its_declared_tables(tmp_path):
     assert all(r["rounds"] == "2" and r["command"].startswith("python benchmarks/train_speed.py") for r in rows)
     _, (goal,) = _read(tmp_path / "train_speed_goals.csv")
     assert goal["met"] in ("True", "False") and "hdrunet training step" in goal["goal"]
+
+
+def _worker_result(seconds: float, peak_mb: float, probe_s: float) -> dict:
+    return {
+        "status": "ok",
+        "seconds": seconds,
+        "cpu_s": 2 * seconds,
+        "probe_s": probe_s,
+        "base_rss": 400 * 2**20,
+        "peak_rss": peak_mb * 2**20,
+        "load_before": 1.0,
+        "load_after": 1.1,
+        "tiles": "476x356 cores, halo 20",
+        "windows": 12,
+        "window_px": 204336,
+        "computed_px": 2_000_000,
+    }
+
+
+def test_a_latency_row_is_the_median_of_its_rounds_with_their_spread():
+    profile = {"flops": (1e6, 0.0), "window_flops_per_px": 1e6}
+    row = {"model": "m", "size": "1900x1060", "mode": "tiled"}
+    runs = [_worker_result(12.0, 1300, 9.0), _worker_result(10.0, 1350, 0.5), _worker_result(30.0, 1200, 0.7)]
+    summary = speed.summarise(runs, profile, row, gemm=200.0)
+    assert (summary["seconds"], summary["seconds_min"], summary["seconds_max"], summary["runs"]) == (12.0, 10.0, 30.0, 3)
+    assert summary["peak_rss_mb"] == 1350  # the largest of the rounds
+    assert summary["probe_s"] == 9.0 and summary["probe_cached_s"] == 0.6  # round 1 probes; later rounds read the cache
+    assert summary["gflops"] == pytest.approx(2e12 / 12.0 / 1e9) and summary["pct_gemm"] == pytest.approx(
+        100 * 2e12 / 12.0 / 1e9 / 200.0
+    )
+    failed = speed.summarise([runs[0], {"status": "timeout", "note": "killed after 300 s"}], profile, row, 200.0)
+    assert failed["status"] == "timeout" and failed["note"] == "killed after 300 s"

@@ -154,6 +154,7 @@ def _limit_address_space() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
+@pytest.mark.slow  # ~90 s on 2 cores: two real training jobs under an address-space limit
 def test_a_job_that_runs_out_of_memory_under_a_real_limit_fails_alone(tmp_path):
     out = tmp_path / "oom"
     cases = tmp_path / "conf" / "case"

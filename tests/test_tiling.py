@@ -1,6 +1,7 @@
 """Tiled inference (zoo.tiling): tiles cover the image exactly, the halo covers the receptive field, tiled output equals
 untiled output for every registered model, and global branches are computed once on the whole image."""
 
+import json
 import math
 
 import pytest
@@ -55,6 +56,62 @@ def test_receptive_field_of_a_known_network():
     assert field.exact == 5 and 0 <= field.effective <= 5
 
 
+def _five_conv_net() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(*(nn.Conv2d(3, 3, 5, padding=2) for _ in range(5))).eval()  # exact radius 10
+
+
+def test_the_receptive_field_is_measured_once_per_weights_across_processes(tmp_path, monkeypatch):
+    # the disk cache (zoo.field_cache) stands in for a later `zoo predict` process: a new model object with the same
+    # weights reads the stored field instead of probing; other weights are probed again
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path))
+    measured = []
+    measure = tiling._measure_receptive_field
+    monkeypatch.setattr(tiling, "_measure_receptive_field", lambda model: measured.append(model) or measure(model))
+    net = _five_conv_net()
+    first = tiling.receptive_field(net)
+    assert first.exact == 10 and len(measured) == 1 and (tmp_path / "receptive_fields.json").is_file()
+    same_weights = _five_conv_net()  # a new object: the in-process cache does not know it
+    assert tiling.receptive_field(zoo.optimize_for_inference(same_weights)) == first and len(measured) == 1
+    with torch.no_grad():
+        same_weights[0].weight[0, 0, 0, 0] += 1.0
+    tiling.receptive_field(same_weights)
+    assert len(measured) == 2  # changed weights: a new key, measured again
+
+
+def test_a_corrupt_field_cache_is_ignored_and_rewritten(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path))
+    (tmp_path / "receptive_fields.json").write_text("{not json")
+    assert tiling.receptive_field(_five_conv_net()).exact == 10
+    assert "unreadable receptive-field cache" in caplog.text
+    assert len(json.loads((tmp_path / "receptive_fields.json").read_text())) == 1
+
+
+def test_an_unwritable_field_cache_leaves_the_result_uncached(tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(blocker / "cache"))  # a folder cannot be made under a file
+    assert tiling.receptive_field(_five_conv_net()).exact == 10
+
+
+def test_a_halo_heavy_plan_takes_a_larger_default_budget(monkeypatch):
+    # windows of a few thousand pixels with a 12 px halo compute several times the image: the automatic plan doubles
+    # the default budget (up to the memory ceiling) until the halo costs at most MAX_HALO_OVERHEAD
+    net = _five_conv_net()
+    per_pixel = tiling.activation_bytes_per_pixel(net)
+    small = int(per_pixel * tiling.SAFETY * 40 * 40)  # 40×40 windows: mostly halo
+    monkeypatch.setattr(tiling, "DEFAULT_BUDGET", small)
+    explicit = tiling.plan_tiles(net, 200, 300, budget_bytes=small)  # an explicit budget is a hard limit
+    assert explicit is not None and explicit.overhead(200, 300) > tiling.MAX_HALO_OVERHEAD
+    automatic = tiling.plan_tiles(net, 200, 300)
+    assert automatic is None or automatic.overhead(200, 300) <= tiling.MAX_HALO_OVERHEAD
+    monkeypatch.setattr(tiling, "memory_ceiling", lambda device=None: small)  # no room to grow: the small plan
+    assert tiling.plan_tiles(net, 200, 300) == explicit
+    x = torch.rand(1, 3, 200, 300)
+    with torch.no_grad():
+        assert torch.allclose(tiling.run_model(net, x), net(x), atol=1e-5)
+
+
 def test_activation_bytes_of_a_single_conv():
     # one 3→64 conv: its float32 output, 256 bytes per pixel, is the only tensor the forward creates
     net = nn.Conv2d(3, 64, 3, padding=1).eval()
@@ -83,7 +140,10 @@ def test_tiled_equals_untiled(name):
     x = torch.rand(1, 3, HEIGHT, WIDTH, generator=torch.Generator().manual_seed(1))
     align = tiling.tiling_hooks(model).align
     tile = max(align, 64)
-    plan = tiling.plan_tiles(model, HEIGHT, WIDTH, tile=tile)
+    # SingleHDR's windows (64 px + 2 × its 160 px halo) cover its whole padded frame whatever the halo: an explicit
+    # one skips the receptive-field probe (a 608² backward pass, ~1 min on a loaded CI), which the slow seam test runs
+    halo = 96 if align >= 32 else None
+    plan = tiling.plan_tiles(model, HEIGHT, WIDTH, tile=tile, halo=halo)
     assert plan is not None and len(plan.windows(*tiling.framed_size(tiling.tiling_hooks(model), HEIGHT, WIDTH))) > 1
     with torch.inference_mode():
         untiled = model(x)

@@ -344,8 +344,9 @@ def add_predict_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
         "--memory-budget",
         type=float,
         metavar="MIB",
-        help="peak memory growth allowed for one tile in MiB (default: 1024, at most half the free "
-        "RAM); the process itself needs about 250 MiB more, plus ~50 bytes per image pixel",
+        help="peak memory growth allowed for one tile in MiB (default: 1024, raised up to half the free RAM "
+        "where small tiles would be mostly halo); the process itself needs about 250 MiB more, plus ~50 bytes "
+        "per image pixel",
     )
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")

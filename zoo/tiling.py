@@ -37,8 +37,13 @@ The process's peak RSS grows by about ``SAFETY`` × that count per window pixel:
 default malloc and 2.1–2.4× with ``zoo.inference.reuse_freed_memory`` (which ``zoo predict`` turns on: freed blocks
 are kept for reuse, so fragmentation stays resident, but page faults disappear). ``plan_tiles`` chooses
 the tiling whose largest window fits ``budget_bytes`` (default ``default_budget()``: ``DEFAULT_BUDGET`` capped at half
-the available RAM) and that computes the fewest pixels (halo overhead included). On top of the budget come the
-interpreter, torch and the weights (about 0.25 GB) and the image buffers (about 50 bytes per image pixel).
+the available RAM) and that computes the fewest pixels (halo overhead included). Without an explicit budget, a plan
+whose windows would be mostly halo (computing more than ``MAX_HALO_OVERHEAD`` × the frame's pixels: SingleHDR's
+160 px halo makes 1 GiB windows compute 8× the frame) doubles the budget, up to ``memory_ceiling()`` (half the
+available RAM), until the overhead is at most that or the frame fits whole: small windows save memory only where they
+do not multiply the work. HDRUNet and the two-stage net stay at 1 GiB (overhead 1.07–1.2× at 1900×1060). On top of
+the budget come the interpreter, torch and the weights (about 0.25 GB) and the image buffers (about 50 bytes per
+image pixel).
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
+from zoo import field_cache
 from zoo.errors import ZooError
 from zoo.inference import InferenceModel, release_free_memory
 from zoo.tileable import GlobalBranchTiling
@@ -66,8 +72,10 @@ log = logging.getLogger(__name__)
 
 RADIUS_CAP = 256  # largest receptive-field radius measured exactly (the probe is ~2·cap pixels wide)
 EFFECTIVE_MASS = 1e-5  # beyond the cap: halo = radius holding all but this share of the input-gradient mass
+PROBE_SETTINGS = f"gradient probe v1, caps 32/96/{RADIUS_CAP}, mass {EFFECTIVE_MASS:g}"  # keys the disk cache
 PROBE_SIZE = 128  # side of the window used to measure activation bytes per pixel
 DEFAULT_BUDGET = 1 << 30  # peak RSS growth for one window: about 1.4 GB peak RSS in all at 2 MP
+MAX_HALO_OVERHEAD = 1.5  # beyond this × the frame's pixels computed, an automatic plan may take a larger budget
 # Measured once per model object (the probes cost more than a small image's pass); weak keys: no model is kept alive.
 _RECEPTIVE_FIELDS: weakref.WeakKeyDictionary[nn.Module, ReceptiveField] = weakref.WeakKeyDictionary()
 _BYTES_PER_PIXEL: weakref.WeakKeyDictionary[nn.Module, float] = weakref.WeakKeyDictionary()
@@ -100,6 +108,10 @@ class TilePlan:
         rows = max(w.stop - w.start for _, w in _axis(height, self.tile_h, self.halo))
         cols = max(w.stop - w.start for _, w in _axis(width, self.tile_w, self.halo))
         return rows * cols
+
+    def overhead(self, height: int, width: int) -> float:
+        """Computed pixels per image pixel (1.0: no halo recomputed)."""
+        return self.computed_pixels(height, width) / (height * width)
 
     def computed_pixels(self, height: int, width: int) -> int:
         """Pixels computed over all windows (the image plus the halo overhead)."""
@@ -220,11 +232,25 @@ class ReceptiveField:
 
 
 def receptive_field(model: nn.Module) -> ReceptiveField:
-    """Measure the receptive field of ``model`` on a seeded random input (cached on the model). Global branches
-    (``global_context``) are held fixed: only the local path is measured."""
+    """Measure the receptive field of ``model`` on a seeded random input. Global branches (``global_context``) are
+    held fixed: only the local path is measured. Cached on the model object and on disk (``zoo.field_cache``, keyed
+    by a digest of the architecture and weights), so a model's weights are probed once, not on every call."""
     cached = _RECEPTIVE_FIELDS.get(model)
     if cached is not None:
         return cached
+    key = field_cache.model_digest(_unwrap(model), PROBE_SETTINGS)
+    entry = field_cache.lookup(key)
+    if entry is not None and isinstance(entry.get("effective"), int):
+        result = ReceptiveField(entry.get("exact"), entry["effective"])
+        _RECEPTIVE_FIELDS[model] = result
+        return result
+    result = _measure_receptive_field(model)
+    field_cache.store(key, {"exact": result.exact, "effective": result.effective})
+    _RECEPTIVE_FIELDS[model] = result
+    return result
+
+
+def _measure_receptive_field(model: nn.Module) -> ReceptiveField:
     hooks = tiling_hooks(_unwrap(model))
     block = hooks.align
     exact = None
@@ -261,9 +287,7 @@ def receptive_field(model: nn.Module) -> ReceptiveField:
         )
     del grad
     release_free_memory()  # the gradient probe's activations must not stay resident next to the tiles'
-    result = ReceptiveField(exact, effective)
-    _RECEPTIVE_FIELDS[model] = result
-    return result
+    return ReceptiveField(exact, effective)
 
 
 def tiling_halo(model: nn.Module, exact: bool = False) -> int:
@@ -363,12 +387,18 @@ def available_memory() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def default_budget(device: torch.device | None = None) -> int:
-    """``DEFAULT_BUDGET``, capped at half the available RAM, or on a CUDA device half its free memory (bytes)."""
+def memory_ceiling(device: torch.device | None = None) -> int:
+    """The most an automatic plan may use for one window: half the available RAM, or on a CUDA device half its free
+    memory (bytes)."""
     if device is not None and device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
-        return min(DEFAULT_BUDGET, free // 2)
-    return min(DEFAULT_BUDGET, available_memory() // 2)
+        return free // 2
+    return available_memory() // 2
+
+
+def default_budget(device: torch.device | None = None) -> int:
+    """``DEFAULT_BUDGET``, capped at ``memory_ceiling`` (bytes)."""
+    return min(DEFAULT_BUDGET, memory_ceiling(device))
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -406,6 +436,21 @@ def choose_plan(height: int, width: int, align: int, halo: int, max_window_pixel
     return best[1]
 
 
+def budgeted_plan(
+    height: int, width: int, align: int, halo: int, bytes_per_pixel: float, budget: float, ceiling: float
+) -> tuple[TilePlan | None, float]:
+    """``choose_plan`` for windows of at most ``budget`` bytes (``SAFETY`` × ``bytes_per_pixel`` per window pixel);
+    while that plan computes more than ``MAX_HALO_OVERHEAD`` × the frame's pixels, the budget doubles up to
+    ``ceiling``. Returns the plan (None: the frame fits whole) and the budget it used."""
+    plan = choose_plan(height, width, align, halo, budget / (SAFETY * bytes_per_pixel))
+    # A receptive field that is large against the windows makes them mostly halo (SingleHDR, 160 px: 8× the frame's
+    # pixels at 1 GiB): memory is traded for time only where tiling would otherwise be the slow path.
+    while plan is not None and plan.overhead(height, width) > MAX_HALO_OVERHEAD and budget < ceiling:
+        budget = min(2 * budget, ceiling)
+        plan = choose_plan(height, width, align, halo, budget / (SAFETY * bytes_per_pixel))
+    return plan, budget
+
+
 def plan_tiles(
     model: nn.Module,
     height: int,
@@ -418,8 +463,9 @@ def plan_tiles(
     """How to run ``model`` on a height×width image: None for one untiled pass, else a ``TilePlan``.
 
     ``tile``: 0 → untiled; N → N×N cores (rounded up to the size multiple); None → automatic: the fewest computed
-    pixels whose windows fit ``budget_bytes`` (default ``default_budget()``). ``halo``: None → ``tiling_halo(model,
-    halo_exact)``; an explicit number of pixels otherwise. A global-branch model without the tiling protocol runs
+    pixels whose windows fit ``budget_bytes``; without one, ``default_budget()``, doubled up to ``memory_ceiling()``
+    while the halo overhead exceeds ``MAX_HALO_OVERHEAD``. ``halo``: None → ``tiling_halo(model, halo_exact)``; an
+    explicit number of pixels otherwise. A global-branch model without the tiling protocol runs
     untiled (an explicit ``tile`` raises ``ZooError``).
     """
     hooks = tiling_hooks(_unwrap(model))
@@ -446,14 +492,15 @@ def plan_tiles(
         if core >= framed_h and core >= framed_w:
             return None
         return TilePlan(min(core, framed_h), min(core, framed_w), context(), hooks.align)
-    budget = default_budget(_device_of(model)) if budget_bytes is None else budget_bytes
+    device = _device_of(model)
+    budget = default_budget(device) if budget_bytes is None else budget_bytes
+    ceiling = memory_ceiling(device) if budget_bytes is None else budget_bytes
     per_pixel = activation_bytes_per_pixel(model)
     if per_pixel == 0:  # creates no tensors (identity): nothing to bound
         return None
-    max_pixels = budget / (SAFETY * per_pixel)
-    if framed_h * framed_w <= max_pixels:
+    if framed_h * framed_w <= budget / (SAFETY * per_pixel):
         return None
-    plan = choose_plan(framed_h, framed_w, hooks.align, context(), max_pixels)
+    plan, budget = budgeted_plan(framed_h, framed_w, hooks.align, context(), per_pixel, budget, ceiling)
     if plan is None or not hooks.has_context:
         return plan
     return dataclasses.replace(plan, context_pixels=budget / (SAFETY * context_bytes_per_pixel(model)))
