@@ -16,8 +16,9 @@ Writes to results/bench/ (``--quick``: ``*_quick.csv``, small sizes only) and pr
   round by round; its peak RSS is the worker's ``VmHWM`` (interpreter, torch, weights, image buffers, activations),
   the largest of the rounds. Seconds: the median of the rounds (``seconds_min``/``seconds_max`` their spread) of one
   cold forward per worker at the large sizes, best of 3 at 256×384; the tiler's probes (receptive field, bytes per
-  pixel) are timed apart: ``probe_s`` in round 1 on an empty receptive-field cache, ``probe_cached_s`` in later
-  rounds with the field read from it (``zoo.field_cache``, what a second ``zoo predict`` pays). Configurations predicted
+  pixel) are timed apart: ``probe_s`` in round 1 (the run starts on an empty receptive-field cache: a model's
+  first tiled configuration measures its field, the others read it), ``probe_cached_s`` in later rounds, the field read
+  from the cache (``zoo.field_cache``, what a second ``zoo predict`` pays). Configurations predicted
   to exceed 80 % of the available RAM or ``--max-seconds`` are skipped and say so. GFLOP/s = conv/matmul FLOPs
   actually computed (``torch.utils.flop_counter.FlopCounterMode`` at two small sizes, scaled by pixels, halo
   overhead included) / seconds; ``pct_gemm``: against a 4096³ float32 matmul timed at the start and end of the run.
@@ -622,9 +623,9 @@ def speed_rows(
 ) -> list[dict[str, Any]]:
     """The latency table: every configuration not skipped runs ``args.rounds`` times, each in a fresh subprocess, the
     configurations interleaved round by round (load from other processes hits them alike). Seconds: the median, with
-    the min and max; peak RSS: the largest; ``probe_s``: the tiler's probes in round 1, measured on an empty
-    receptive-field cache, ``probe_cached_s``: their median in later rounds, read from it (what a second
-    ``zoo predict`` pays)."""
+    the min and max; peak RSS: the largest; ``probe_s``: the tiler's probes in round 1 (the run's receptive-field
+    cache starts empty, so a model's first tiled configuration measures), ``probe_cached_s``: their median in later
+    rounds, the field read from the cache (what a second ``zoo predict`` pays)."""
     from zoo import tiling
 
     rows, configs = [], []
@@ -665,13 +666,15 @@ def speed_rows(
                         FIXED_BUDGET if fixed else tiling.memory_ceiling(),
                     )
                     overhead = plan.computed_pixels(framed_h, framed_w) / untiled_px if plan else 1.0
-                    if not fixed:
+                    if mode == "tiled":
                         budgets[name, height, width] = automatic_budget
                 guess = per_px.get(key, 0) * untiled_px * overhead
                 row["predicted_s"] = guess
                 skip = ""
                 if tiled and not profile["tileable"]:
                     skip = "not tileable: global branch without the tiling protocol (zoo/tiling.py)"
+                elif tiled and halo is None:
+                    skip = f"no exact halo: the receptive field exceeds the probe's {tiling.RADIUS_CAP} px"
                 elif mode in ("tiled_exact", "tiled_1gib") and (height, width) != EXACT_SIZE:
                     skip = f"measured at {EXACT_SIZE[1]}x{EXACT_SIZE[0]} only"
                 elif mode == "tiled_1gib" and budgets.get((name, height, width)) == FIXED_BUDGET:

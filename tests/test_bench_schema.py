@@ -154,11 +154,40 @@ def test_a_latency_row_is_the_median_of_its_rounds_with_their_spread():
     row = {"model": "m", "size": "1900x1060", "mode": "tiled"}
     runs = [_worker_result(12.0, 1300, 9.0), _worker_result(10.0, 1350, 0.5), _worker_result(30.0, 1200, 0.7)]
     summary = speed.summarise(runs, profile, row, gemm=200.0)
-    assert (summary["seconds"], summary["seconds_min"], summary["seconds_max"], summary["runs"]) == (12.0, 10.0, 30.0, 3)
+    spread = (summary["seconds"], summary["seconds_min"], summary["seconds_max"], summary["runs"])
+    assert spread == (12.0, 10.0, 30.0, 3)
     assert summary["peak_rss_mb"] == 1350  # the largest of the rounds
-    assert summary["probe_s"] == 9.0 and summary["probe_cached_s"] == 0.6  # round 1 probes; later rounds read the cache
+    assert summary["probe_s"] == 9.0 and summary["probe_cached_s"] == 0.6  # round 1 probes; later rounds: the cache
     assert summary["gflops"] == pytest.approx(2e12 / 12.0 / 1e9) and summary["pct_gemm"] == pytest.approx(
         100 * 2e12 / 12.0 / 1e9 / 200.0
     )
     failed = speed.summarise([runs[0], {"status": "timeout", "note": "killed after 300 s"}], profile, row, 200.0)
     assert failed["status"] == "timeout" and failed["note"] == "killed after 300 s"
+
+
+def test_the_hand_written_official_twostage_step_is_the_zoos_arithmetic():
+    """train_speed's like-for-like pair: one hand-written official step and one zoo step at the same recipe options,
+    from the same weights on the same batch, leave the generator with the same parameters (the discriminator's noisy
+    labels come from different generators, so it is not compared)."""
+    import copy
+
+    import torch
+
+    import zoo
+    from zoo.models.twostage.net import Discriminator
+    from zoo.train import build_stage_optim, train_step
+
+    train_speed = _load("train_speed")
+    torch.manual_seed(0)
+    model, disc = zoo.create_model("twostage").train(), Discriminator().train()
+    initial = copy.deepcopy(model)
+    nets = torch.nn.ModuleDict({"model": copy.deepcopy(model), "discriminator": copy.deepcopy(disc)})
+    batch = next(iter(train_speed.speed_batches(32, 2)))
+    recipe = zoo.get_spec("twostage").recipe(**train_speed.OFFICIAL_RECIPE_OPTIONS["twostage"])
+    stage = recipe.stages[0]
+    train_step(nets, recipe, stage, build_stage_optim(nets, stage, n_steps=10, lr_scale=1.0), batch)
+    train_speed.official_twostage_step(model, disc, batch)()
+    pairs = zip(model.named_parameters(), nets["model"].named_parameters(), initial.parameters())
+    for (name, by_hand), (_, by_zoo), before in pairs:
+        assert not torch.equal(by_zoo, before), name  # the step moved every generator parameter
+        assert torch.allclose(by_hand, by_zoo, rtol=0, atol=1e-6), name

@@ -192,7 +192,8 @@ def test_same_label_different_configs_are_told_apart():
 
 def test_benchmark_latency_is_the_1900x1060_figure_of_the_benchmarks_own_csv(runs, tmp_path):
     """On the CSV benchmarks/speed.py wrote (results/bench/speed.csv): the official variant's seconds at the NTIRE
-    frame, untiled where measured, the mode named; n/a for baselines and ablation variants (not benchmarked)."""
+    frame on `zoo predict`'s path (tiled where its automatic plan tiles), the mode named; n/a for baselines and
+    ablation variants (not benchmarked)."""
     import shutil
 
     from zoo.report import read_bench
@@ -204,14 +205,14 @@ def test_benchmark_latency_is_the_1900x1060_figure_of_the_benchmarks_own_csv(run
         produced = [
             r
             for r in csv.DictReader(handle)
-            if r["model"] == "hdrunet" and r["size"] == "1900x1060" and r["mode"] == "optimized"
+            if r["model"] == "hdrunet" and r["size"] == "1900x1060" and r["mode"] == "tiled"
         ]
     bench, _ = read_bench(tmp_path / "bench" / "speed.csv")
-    assert bench["hdrunet"] == (float(produced[0]["seconds"]), "untiled")
+    assert bench["hdrunet"] == (float(produced[0]["seconds"]), "tiled")
     write_report(folder, tmp_path, plots=False)
     zoo = {r["label"]: r for r in read_csv(tmp_path / "summary.csv") if r["table"] == "zoo"}
     assert float(zoo["hdrunet"]["seconds_per_image_bench"]) == pytest.approx(float(produced[0]["seconds"]), rel=1e-3)
-    assert zoo["hdrunet"]["bench_mode"] == "untiled"
+    assert zoo["hdrunet"]["bench_mode"] == "tiled"
     assert zoo["identity"]["seconds_per_image_bench"] == "" and zoo["identity"]["bench_mode"] == ""
 
 
