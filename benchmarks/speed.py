@@ -8,7 +8,7 @@ Writes to results/bench/ (``--quick``: ``*_quick.csv``, small sizes only) and pr
   3840×2160) and mode:
   ``reference``: the plain model as the official scripts run it (NCHW, ``torch.no_grad``, untiled, default malloc);
   ``optimized``: ``zoo.optimize_for_inference`` + ``reuse_freed_memory``, untiled;
-  ``tiled``: optimized + ``zoo.tiling`` with the default budget and halo (exactly what ``zoo predict`` does);
+  ``tiled``: optimized + ``zoo.tiling`` with the automatic budget and default halo (exactly what ``zoo predict`` does);
   ``tiled_exact``: the same with the exact halo (1900×1060 only);
   ``tiled_1gib``: tiled under an explicit 1 GiB budget (``--memory-budget 1024``, a hard limit), where the automatic
   plan takes more (a halo-heavy model: SingleHDR), 1900×1060 only.
