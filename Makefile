@@ -27,7 +27,7 @@ browser:
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1; } || \
 	  echo "note: no chromium (apt unavailable or not root): the results-page browser test will skip"
 
-test: $(STAMP) browser  ## run the test suite (slow tests excluded; ~10 min on 2 cores)
+test: $(STAMP) browser  ## run the test suite (slow tests excluded; about 13 min on 2 cores)
 	$(BIN)/python -m pytest -q
 
 test-all: $(STAMP) browser  ## run every test, slow ones included
