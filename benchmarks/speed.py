@@ -629,7 +629,6 @@ def speed_rows(
     from zoo import tiling
 
     rows, configs = [], []
-    budgets: dict[tuple[str, int, int], float] = {}  # the automatic plan's budget per (model, size)
     available = tiling.available_memory()
     for name in names:
         profile = profiles[name]
@@ -649,25 +648,22 @@ def speed_rows(
                     if mode == "reference"
                     else "channels-last + inference_mode (default)"
                 )
-                overhead, automatic_budget = 1.0, None
+                overhead, same_as_tiled = 1.0, False
                 tiled = mode.startswith("tiled")
                 halo = profile.get("halo_exact" if mode == "tiled_exact" else "halo")
                 if tiled and profile["tileable"] and halo is not None:
                     align = profile["align"]
                     framed_h, framed_w = -(-height // align) * align, -(-width // align) * align
-                    fixed = mode == "tiled_1gib"
-                    plan, automatic_budget = tiling.budgeted_plan(
-                        framed_h,
-                        framed_w,
-                        align,
-                        -(-halo // align) * align,
-                        profile["bytes"][0],
-                        FIXED_BUDGET if fixed else tiling.default_budget(),
-                        FIXED_BUDGET if fixed else tiling.memory_ceiling(),
-                    )
+
+                    def plan_under(budget: float, ceiling: float) -> Any:
+                        return tiling.budgeted_plan(
+                            framed_h, framed_w, align, -(-halo // align) * align, profile["bytes"][0], budget, ceiling
+                        )[0]
+
+                    automatic = plan_under(tiling.default_budget(), tiling.memory_ceiling())
+                    plan = plan_under(FIXED_BUDGET, FIXED_BUDGET) if mode == "tiled_1gib" else automatic
+                    same_as_tiled = mode == "tiled_1gib" and plan == automatic
                     overhead = plan.computed_pixels(framed_h, framed_w) / untiled_px if plan else 1.0
-                    if mode == "tiled":
-                        budgets[name, height, width] = automatic_budget
                 guess = per_px.get(key, 0) * untiled_px * overhead
                 row["predicted_s"] = guess
                 skip = ""
@@ -677,8 +673,8 @@ def speed_rows(
                     skip = f"no exact halo: the receptive field exceeds the probe's {tiling.RADIUS_CAP} px"
                 elif mode in ("tiled_exact", "tiled_1gib") and (height, width) != EXACT_SIZE:
                     skip = f"measured at {EXACT_SIZE[1]}x{EXACT_SIZE[0]} only"
-                elif mode == "tiled_1gib" and budgets.get((name, height, width)) == FIXED_BUDGET:
-                    skip = "the automatic plan's budget is 1 GiB too: same as tiled"
+                elif same_as_tiled:
+                    skip = "the automatic plan is the 1 GiB plan too: same as tiled"
                 elif tiled and overhead == 1.0:
                     skip = "fits one window under the automatic budget: same as optimized"
                 elif not tiled and predicted > MEMORY_SHARE * available:

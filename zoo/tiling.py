@@ -242,10 +242,9 @@ def receptive_field(model: nn.Module) -> ReceptiveField:
     entry = field_cache.lookup(key)
     if entry is not None and isinstance(entry.get("effective"), int):
         result = ReceptiveField(entry.get("exact"), entry["effective"])
-        _RECEPTIVE_FIELDS[model] = result
-        return result
-    result = _measure_receptive_field(model)
-    field_cache.store(key, {"exact": result.exact, "effective": result.effective})
+    else:
+        result = _measure_receptive_field(model)
+        field_cache.store(key, {"exact": result.exact, "effective": result.effective})
     _RECEPTIVE_FIELDS[model] = result
     return result
 
