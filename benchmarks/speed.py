@@ -21,7 +21,8 @@ Writes to results/bench/ (``--quick``: ``*_quick.csv``, small sizes only) and pr
   from the cache (``zoo.field_cache``, what a second ``zoo predict`` pays). Configurations predicted
   to exceed 80 % of the available RAM or ``--max-seconds`` are skipped and say so. GFLOP/s = conv/matmul FLOPs
   actually computed (``torch.utils.flop_counter.FlopCounterMode`` at two small sizes, scaled by pixels, halo
-  overhead included) / seconds; ``pct_gemm``: against a 4096³ float32 matmul timed at the start and end of the run.
+  overhead and a global context pass included) / seconds; ``pct_gemm``: against a 4096³ float32 matmul timed at
+  the start and end of the run.
 - ``speed_variants.csv``: which inference paths help on this CPU, per model at 256×384: eager NCHW, inference mode,
   channels-last (``optimize_for_inference``'s default), + ``torch.jit.freeze``, ``torch.jit.optimize_for_inference``
   (MKLDNN), bf16 autocast, and with ``--compile`` ``torch.compile``; best of 3 rounds after a warm-up, the paths
@@ -106,6 +107,7 @@ COLUMNS = {
         "windows",
         "window_px",
         "computed_px",
+        "context_px",
         "peak_rss_mb",
         "base_rss_mb",
         "useful_gflop",
@@ -298,6 +300,7 @@ def worker(config: dict[str, Any]) -> dict[str, Any]:
         "windows": 1,
         "window_px": 0,
         "computed_px": 0,
+        "context_px": 0,
     }
     if plan is not None:
         framed = tiling.framed_size(tiling.tiling_hooks(model), height, width)  # the frame the model really runs
@@ -306,6 +309,7 @@ def worker(config: dict[str, Any]) -> dict[str, Any]:
             windows=len(plan.windows(*framed)),
             computed_px=plan.computed_pixels(*framed),
             window_px=plan.largest_window(*framed),
+            context_px=math.prod(tiling.context_size(*framed, plan)) if tiling.tiling_hooks(model).has_context else 0,
         )
     return result
 
@@ -375,21 +379,24 @@ def model_profile(name: str, sizes: tuple[int, int]) -> dict[str, Any]:
         profile["halo"] = tiling.tiling_halo(model)
         profile["halo_exact"] = tiling.receptive_field(model).exact
         side = -(-tiling.PROBE_SIZE // hooks.align) * hooks.align
-        profile["window_flops_per_px"] = window_flops(hooks, side) / side**2
+        window, context = tiled_flops(hooks, side)
+        profile["window_flops_per_px"], profile["context_flops_per_px"] = window / side**2, context / side**2
     return profile
 
 
-def window_flops(hooks: Any, side: int) -> float:
+def tiled_flops(hooks: Any, side: int) -> tuple[float, float]:
     """FLOPs of one aligned side×side window as the tiler runs it (``hooks.window`` with a precomputed context; no
-    padding of the model's own: SingleHDR's forward would add 32 px on every side), the context excluded."""
+    padding of the model's own: SingleHDR's forward would add 32 px on every side), and of the global context pass on
+    the same input (0 without one)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     x = torch.rand(1, 3, side, side)
     with torch.inference_mode():
-        context = hooks.context(x)
-        with FlopCounterMode(display=False) as counter:
+        with FlopCounterMode(display=False) as context_counter:
+            context = hooks.context(x)
+        with FlopCounterMode(display=False) as window_counter:
             hooks.window(x, context)
-    return counter.get_total_flops()
+    return window_counter.get_total_flops(), context_counter.get_total_flops()
 
 
 def best_time(fn, repeats: int = 2) -> tuple[float, float]:
@@ -724,8 +731,11 @@ def summarise(runs: list[dict[str, Any]], profile: dict[str, Any], row: dict[str
     seconds = statistics.median(r["seconds"] for r in ok)
     width, height = map(int, row["size"].split("x"))
     tiled = row["mode"].startswith("tiled")
-    pixels = first["computed_px"] if tiled else at_size(profile["flops"], height, width) / profile["flops"][0]
-    computed = (profile["window_flops_per_px"] if tiled else profile["flops"][0]) * pixels
+    if tiled:  # every window, and the global context pass once (SingleHDR's Dequantization- and Linearization-Net)
+        computed = profile["window_flops_per_px"] * first["computed_px"]
+        computed += profile["context_flops_per_px"] * first["context_px"]
+    else:
+        computed = at_size(profile["flops"], height, width)
     later = [r["probe_s"] for r in ok[1:]]
     return {
         "status": "ok",
@@ -738,7 +748,7 @@ def summarise(runs: list[dict[str, Any]], profile: dict[str, Any], row: dict[str
         "probe_cached_s": statistics.median(later) if later else "",
         "load_before": first["load_before"],
         "load_after": ok[-1]["load_after"],
-        **{k: first[k] for k in ("tiles", "windows", "window_px", "computed_px")},
+        **{k: first[k] for k in ("tiles", "windows", "window_px", "computed_px", "context_px")},
         "peak_rss_mb": max(r["peak_rss"] for r in ok) / 2**20,
         "base_rss_mb": statistics.median(r["base_rss"] for r in ok) / 2**20,
         "useful_gflop": profile["flops"][0] * height * width / 1e9,

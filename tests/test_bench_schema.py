@@ -146,11 +146,12 @@ def _worker_result(seconds: float, peak_mb: float, probe_s: float) -> dict:
         "windows": 12,
         "window_px": 204336,
         "computed_px": 2_000_000,
+        "context_px": 1_000_000,
     }
 
 
 def test_a_latency_row_is_the_median_of_its_rounds_with_their_spread():
-    profile = {"flops": (1e6, 0.0), "window_flops_per_px": 1e6}
+    profile = {"flops": (1e6, 0.0), "window_flops_per_px": 1e6, "context_flops_per_px": 5e5}
     row = {"model": "m", "size": "1900x1060", "mode": "tiled"}
     runs = [_worker_result(12.0, 1300, 9.0), _worker_result(10.0, 1350, 0.5), _worker_result(30.0, 1200, 0.7)]
     summary = speed.summarise(runs, profile, row, gemm=200.0)
@@ -158,8 +159,10 @@ def test_a_latency_row_is_the_median_of_its_rounds_with_their_spread():
     assert spread == (12.0, 10.0, 30.0, 3)
     assert summary["peak_rss_mb"] == 1350  # the largest of the rounds
     assert summary["probe_s"] == 9.0 and summary["probe_cached_s"] == 0.6  # round 1 probes; later rounds: the cache
-    assert summary["gflops"] == pytest.approx(2e12 / 12.0 / 1e9) and summary["pct_gemm"] == pytest.approx(
-        100 * 2e12 / 12.0 / 1e9 / 200.0
+    # computed FLOPs: every window's (2e6 px × 1e6) and the global context pass's (1e6 px × 5e5)
+    assert summary["computed_gflop"] == pytest.approx(2.5e3)
+    assert summary["gflops"] == pytest.approx(2.5e12 / 12.0 / 1e9) and summary["pct_gemm"] == pytest.approx(
+        100 * 2.5e12 / 12.0 / 1e9 / 200.0
     )
     failed = speed.summarise([runs[0], {"status": "timeout", "note": "killed after 300 s"}], profile, row, 200.0)
     assert failed["status"] == "timeout" and failed["note"] == "killed after 300 s"

@@ -18,7 +18,7 @@ from zoo.losses.perceptual import VGG16_CONV_INDICES, VGG16_CONV_SHAPES, Percept
 from zoo.models.singlehdr.convert import convert_official
 from zoo.models.singlehdr.net import highlight_mask
 from zoo.models.singlehdr.recipe import RECIPE_NEEDS, exposure_mask, log_tonemap, masked_mean, tv_loss
-from zoo.models.singlehdr.subnets import LinearizationNet
+from zoo.models.singlehdr.subnets import LinearizationNet, upsampled_conv
 from zoo.recipe import StepContext
 from zoo.tf_compat import CURVE_SAMPLES, apply_rf
 from zoo.weights import load_weights
@@ -335,6 +335,29 @@ def test_default_forward_pads_the_official_border(small_model):
         unpadded = small_model.stages(x, pad_border=0)
     assert y.shape == x.shape and torch.isfinite(y).all() and (y >= 0).all()
     assert max_abs(y, unpadded["output"]) > 0  # the border changes the result: the curve and U-Nets see it
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_upsampled_conv_is_the_resize_convolution(channels_last):
+    """The Hallucination-Net's decoder convs run as four 2×2 phase convs on the low-resolution input; in float64 they
+    equal nearest ×2 + reflect pad 1 + 3×3 conv (TF's ``decon2d``), forward and backward, on odd sizes."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 7, 9, dtype=torch.float64)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    weight, bias = torch.randn(4, 5, 3, 3, dtype=torch.float64), torch.randn(4, dtype=torch.float64)
+    inputs = [t.clone().requires_grad_(True) for t in (x, weight, bias)]
+    direct = [t.clone().requires_grad_(True) for t in (x, weight, bias)]
+    upsampled = torch.nn.functional.interpolate(direct[0], scale_factor=2, mode="nearest")
+    expected = torch.nn.functional.conv2d(torch.nn.functional.pad(upsampled, (1, 1, 1, 1), mode="reflect"), *direct[1:])
+    y = upsampled_conv(*inputs)
+    assert y.shape == (2, 4, 14, 18) and y.is_contiguous(memory_format=torch.channels_last) == channels_last
+    assert torch.allclose(y, expected, rtol=0, atol=1e-12)
+    upstream = torch.randn_like(expected)
+    (y * upstream).sum().backward()
+    (expected * upstream).sum().backward()
+    for ours, theirs in zip(inputs, direct):
+        assert torch.allclose(ours.grad, theirs.grad, rtol=0, atol=1e-11)
 
 
 def test_bad_input_shape_is_a_zoo_error(small_model):

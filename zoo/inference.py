@@ -18,6 +18,10 @@ benchmarks/speed.py (``variants`` table, results/bench/speed_variants.csv):
 - glibc malloc (``reuse_freed_memory``): every feature map of a large image is a fresh ``mmap``, so each op pays page
   faults and kernel zeroing of its output (35–40 % of the CPU time of HDRUNet on a 1060×392 window). Keeping freed
   memory in the heap for reuse removed them: 1900×1060 tiled HDRUNet 27.5 s → 17.3 s, for about 15 % more peak RSS.
+  The heap is never trimmed: a 1 GiB trim threshold still gave SingleHDR's windows (feature maps of 0.4–0.8 GB, freed
+  and reallocated per layer) 0.7–1.1 million page faults each, 29–34 s per 1152×1312 window; untrimmed, the second
+  window faults no more and takes 19 s (a first touch costs about 10 µs on the project's VM). Peak RSS does not grow:
+  what stays resident is the heap's high-water mark, reused by every later window and image.
   ``zoo predict`` turns it on; it is process-wide, so the library never does it implicitly.
 
 The wrapper keeps the model's ``zoo_spec`` and its tiling protocol (``zoo.tiling``), so tiled inference works on it.
@@ -42,7 +46,7 @@ from zoo.errors import ZooError
 log = logging.getLogger(__name__)
 
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # glibc mallopt parameters (malloc.h)
-KEEP_FREE_BYTES = 1 << 30  # free memory at the top of the heap kept for reuse instead of being returned to the OS
+NEVER_TRIM = -1  # M_TRIM_THRESHOLD as glibc reads it (size_t): SIZE_MAX, so free memory is kept for reuse
 
 PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -161,15 +165,15 @@ def _libc() -> ctypes.CDLL | None:
 
 
 def reuse_freed_memory() -> bool:
-    """Make glibc's malloc serve large blocks from its heap and keep freed memory for reuse (``M_MMAP_MAX=0``,
-    ``M_TRIM_THRESHOLD`` 1 GiB), instead of one ``mmap``/``munmap`` pair per feature map. Process-wide; it removes the
+    """Make glibc's malloc serve large blocks from its heap and keep freed memory for reuse (``M_MMAP_MAX=0``, the
+    heap never trimmed), instead of one ``mmap``/``munmap`` pair per feature map. Process-wide; it removes the
     page-fault and page-zeroing cost of every large tensor (about 1.6× faster inference on large images here) at the
     cost of a higher peak RSS (freed blocks are not returned while in use, so fragmentation stays resident;
     ``zoo.tiling.SAFETY`` accounts for it). Returns False (and changes nothing) where the C library is not glibc."""
     libc = _libc()
     if libc is None:
         return False
-    return bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, KEEP_FREE_BYTES))
+    return bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, NEVER_TRIM))
 
 
 def release_free_memory() -> None:

@@ -511,15 +511,21 @@ def framed_size(hooks: TilingHooks, height: int, width: int) -> tuple[int, int]:
     return int(framed.shape[-2]), int(framed.shape[-1])
 
 
-def context_input(framed: torch.Tensor, plan: TilePlan) -> torch.Tensor:
-    """The image the global context is computed on: ``framed`` itself when it fits ``plan.context_pixels``, else
-    ``framed`` downscaled by area averaging to fit, each side a multiple of the size multiple."""
-    height, width = framed.shape[-2:]
+def context_size(height: int, width: int, plan: TilePlan) -> tuple[int, int]:
+    """(H, W) of the image the global context is computed on, for a framed height×width image: the frame itself when
+    it fits ``plan.context_pixels``, else the frame scaled down to fit, each side a multiple of the size multiple."""
     if plan.context_pixels is None or height * width <= plan.context_pixels:
-        return framed
+        return height, width
     scale = math.sqrt(plan.context_pixels / (height * width))
-    size = [max(plan.align, int(side * scale) // plan.align * plan.align) for side in (height, width)]
-    return F.interpolate(framed, size=size, mode="area")
+    rows, cols = (max(plan.align, int(side * scale) // plan.align * plan.align) for side in (height, width))
+    return rows, cols
+
+
+def context_input(framed: torch.Tensor, plan: TilePlan) -> torch.Tensor:
+    """The image the global context is computed on (``context_size``): ``framed`` itself, or ``framed`` downscaled by
+    area averaging."""
+    size = context_size(*framed.shape[-2:], plan)
+    return framed if size == tuple(framed.shape[-2:]) else F.interpolate(framed, size=size, mode="area")
 
 
 def tiled_forward(model: nn.Module, x: torch.Tensor, plan: TilePlan) -> torch.Tensor:
