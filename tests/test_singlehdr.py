@@ -360,6 +360,22 @@ def test_upsampled_conv_is_the_resize_convolution(channels_last):
         assert torch.allclose(ours.grad, theirs.grad, rtol=0, atol=1e-11)
 
 
+def test_inference_refolds_resize_kernels_when_the_weights_change():
+    """Without gradients a resize-conv folds its phase kernels once per set of weights; changed weights (an optimiser
+    step, ``load_state_dict``) are folded again, so no-grad outputs always match the differentiable path."""
+    from zoo.models.singlehdr.subnets import ResizeConv
+
+    torch.manual_seed(0)
+    layer, x = ResizeConv(6, 4).eval(), torch.rand(1, 6, 5, 7)
+    with torch.no_grad():
+        before = layer(x)
+        layer.weight.add_(0.5)
+        layer.load_state_dict({k: v * 2 for k, v in layer.state_dict().items()})
+        after = layer(x)
+    assert not torch.allclose(before, after)
+    assert torch.allclose(after, layer(x), rtol=0, atol=1e-6)  # grad enabled: folded inside the graph
+
+
 def test_bad_input_shape_is_a_zoo_error(small_model):
     with pytest.raises(ZooError, match=r"expected an RGB batch \(B, 3, H, W\)"):
         small_model(torch.rand(1, 4, 32, 32))

@@ -138,6 +138,14 @@ def _slim_conv(c_in: int, c_out: int, k: int, stride: int = 1, bias: bool = Fals
     return conv
 
 
+def _feature_parts(c: torch.Tensor):
+    """The Linearization-Net's input features in the official channel order: RGB, Sobel edges, soft histograms."""
+    yield c
+    yield sobel_edges(c)
+    for bins in HISTOGRAM_BINS:
+        yield soft_histogram(c, bins)
+
+
 class LinearizationNet(nn.Module):
     """Linearization-Net: predicts each image's inverse camera response from the dequantized LDR C.
 
@@ -192,7 +200,7 @@ class LinearizationNet(nn.Module):
             border.zero_()
         interior = out[..., top : top + height, left : left + width]
         start = 0
-        for part in [c, sobel_edges(c)] + [soft_histogram(c, k) for k in HISTOGRAM_BINS]:
+        for part in _feature_parts(c):  # one at a time: each is freed once copied
             interior[:, start : start + part.shape[1]] = part
             start += part.shape[1]
         return out
@@ -276,7 +284,7 @@ def _fuse_conv(c_decoder: int, c_skip: int) -> nn.Conv2d:
     return conv
 
 
-def _phase_kernels(weight: torch.Tensor, dim: int) -> torch.Tensor:
+def _fold_axis(weight: torch.Tensor, dim: int) -> torch.Tensor:
     """Fold a 3-tap axis ``dim`` of a kernel into the two 2-tap kernels a nearest ×2 upsampling leaves along it:
     output 2i sees input rows (i-1, i, i) → taps (k0, k1 + k2); output 2i+1 sees (i, i, i+1) → (k0 + k1, k2).
     Returns the two phases stacked on a new leading dim."""
@@ -284,19 +292,23 @@ def _phase_kernels(weight: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.stack([torch.stack([k0, k1 + k2], dim), torch.stack([k0 + k1, k2], dim)])
 
 
-def upsampled_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+def phase_kernels(weight: torch.Tensor) -> torch.Tensor:
+    """A 3×3 kernel (C_out, C_in, 3, 3) → the (4·C_out, C_in, 2, 2) kernels of ``upsampled_conv``: the output phase
+    (row parity a, column parity b) in block 2a + b."""
+    c_out, c_in = weight.shape[:2]
+    return _fold_axis(_fold_axis(weight, 2), 4).transpose(0, 1).reshape(4 * c_out, c_in, 2, 2)
+
+
+def upsampled_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, kernels: torch.Tensor | None = None):
     """``conv2d(reflect_pad_1(nearest_x2(x)), weight, bias)`` for a 3×3 ``weight``, computed without the upsampled
     image: each of the four output phases (row parity a, column parity b) is a 2×2 conv of x replicate-padded by one
     pixel (reflect = replicate after nearest ×2, since rows 0 and 1 are equal). One conv of 4·C_out 2×2 kernels on
     the low-resolution input does 16 instead of 36 multiply-adds per input pixel and channel pair, and no tensor of
-    4× the input's size is made (at full frame the last one would be 0.8 GB); equal up to float rounding."""
+    4× the input's size is made (at full frame the last one would be 0.8 GB); equal up to float rounding.
+    ``kernels``: ``phase_kernels(weight)`` computed beforehand (inference folds them once)."""
     c_out = weight.shape[0]
-    kernels = _phase_kernels(_phase_kernels(weight, 2), 4)  # (b, a, C_out, C_in, 2, 2)
-    y = F.conv2d(
-        F.pad(x, (1, 1, 1, 1), mode="replicate"),
-        kernels.transpose(0, 1).reshape(4 * c_out, weight.shape[1], 2, 2),  # phase (a, b) → block 2a + b
-        bias.repeat(4),
-    )
+    kernels = phase_kernels(weight) if kernels is None else kernels
+    y = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), kernels, bias.repeat(4))
     height, width = x.shape[-2:]
     out = torch.empty(
         (x.shape[0], c_out, 2 * height, 2 * width),
@@ -326,9 +338,21 @@ class ResizeConv(nn.Module):
         conv = _tl_conv(c_in, c_out, 3)
         self.weight, self.bias = conv.weight, conv.bias
         self.batch_norm_dc = _tl_bn(c_out)
+        self._folded: tuple[tuple, torch.Tensor] | None = None  # (weight's identity, its phase kernels)
+
+    def _kernels(self) -> torch.Tensor | None:
+        """The folded kernels, made once per set of weights where no gradient is taken: refolding on every call
+        would cost a window 16 MB of short-lived tensors (counted by the tiler's memory probe as per-pixel bytes)."""
+        if torch.is_grad_enabled():
+            return None  # training: fold inside the graph, so the gradient reaches ``weight``
+        key = (self.weight.data_ptr(), self.weight._version, self.weight.dtype, self.weight.device)
+        if self._folded is None or self._folded[0] != key:
+            self._folded = (key, phase_kernels(self.weight.detach()))
+        return self._folded[1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.relu_(self.batch_norm_dc(torch.relu_(upsampled_conv(x, self.weight, self.bias))))
+        y = upsampled_conv(x, self.weight, self.bias, self._kernels())
+        return torch.relu_(self.batch_norm_dc(torch.relu_(y)))
 
 
 VGG16_STAGES = ((3, 64, 2), (64, 128, 2), (128, 256, 3), (256, 512, 3), (512, 512, 3))  # (in, out, convs) per h1..h5
