@@ -303,13 +303,14 @@ def worker(config: dict[str, Any]) -> dict[str, Any]:
         "context_px": 0,
     }
     if plan is not None:
-        framed = tiling.framed_size(tiling.tiling_hooks(model), height, width)  # the frame the model really runs
+        hooks = tiling.tiling_hooks(model)
+        framed = tiling.framed_size(hooks, height, width)  # the frame the model really runs
         result.update(
             tiles=f"{plan.tile_w}x{plan.tile_h} cores, halo {plan.halo}",
             windows=len(plan.windows(*framed)),
             computed_px=plan.computed_pixels(*framed),
             window_px=plan.largest_window(*framed),
-            context_px=math.prod(tiling.context_size(*framed, plan)) if tiling.tiling_hooks(model).has_context else 0,
+            context_px=math.prod(tiling.context_size(*framed, plan)) if hooks.has_context else 0,
         )
     return result
 
