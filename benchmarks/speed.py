@@ -7,7 +7,7 @@ Writes to results/bench/ (``--quick``: ``*_quick.csv``, small sizes only) and pr
 - ``speed.csv``: per learned model (``zoo.list_models(include_baselines=False)``), size (256×384, 1900×1060,
   3840×2160) and mode:
   ``reference``: the plain model as the official scripts run it (NCHW, ``torch.no_grad``, untiled, default malloc);
-  ``optimized``: ``zoo.optimize_for_inference`` + ``reuse_freed_memory``, untiled;
+  ``optimized``: ``zoo.optimize_for_inference`` + ``zoo.malloc.reuse_freed_memory``, untiled;
   ``tiled``: optimized + ``zoo.tiling`` with the automatic budget and default halo (exactly what ``zoo predict`` does);
   ``tiled_exact``: the same with the exact halo (1900×1060 only);
   ``tiled_1gib``: tiled under an explicit 1 GiB budget (``--memory-budget 1024``, a hard limit), where the automatic
@@ -16,13 +16,13 @@ Writes to results/bench/ (``--quick``: ``*_quick.csv``, small sizes only) and pr
   round by round; its peak RSS is the worker's ``VmHWM`` (interpreter, torch, weights, image buffers, activations),
   the largest of the rounds. Seconds: the median of the rounds (``seconds_min``/``seconds_max`` their spread) of one
   cold forward per worker at the large sizes, best of 3 at 256×384; the tiler's probes (receptive field, bytes per
-  pixel) are timed apart: ``probe_s`` in round 1 (the run starts on an empty receptive-field cache: a model's
-  first tiled configuration measures its field, the others read it), ``probe_cached_s`` in later rounds, the field read
-  from the cache (``zoo.field_cache``, what a second ``zoo predict`` pays). Configurations predicted
-  to exceed 80 % of the available RAM or ``--max-seconds`` are skipped and say so. GFLOP/s = conv/matmul FLOPs
-  actually computed (``torch.utils.flop_counter.FlopCounterMode`` at two small sizes, scaled by pixels, halo
-  overhead and a global context pass included) / seconds; ``pct_gemm``: against a 4096³ float32 matmul timed at
-  the start and end of the run.
+  pixel) are timed apart: ``probe_s`` in round 1 (the run starts on an empty probe cache: a model's first tiled
+  configuration measures, the others read it), ``probe_cached_s`` in later rounds, the results read from the cache
+  (``zoo.probe_cache``: what a second ``zoo predict`` pays, and what the speed-up goal adds to the tiled forward).
+  Configurations predicted to exceed 80 % of the available RAM or ``--max-seconds`` are skipped and say so.
+  GFLOP/s = conv/matmul FLOPs actually computed (``torch.utils.flop_counter.FlopCounterMode`` at two small sizes,
+  scaled by pixels, halo overhead and a global context pass included) / seconds; ``pct_gemm``: against a 4096³
+  float32 matmul timed at the start and end of the run.
 - ``speed_variants.csv``: which inference paths help on this CPU, per model at 256×384: eager NCHW, inference mode,
   channels-last (``optimize_for_inference``'s default), + ``torch.jit.freeze``, ``torch.jit.optimize_for_inference``
   (MKLDNN), bf16 autocast, and with ``--compile`` ``torch.compile``; best of 3 rounds after a warm-up, the paths
@@ -256,13 +256,14 @@ def worker(config: dict[str, Any]) -> dict[str, Any]:
     """Run one (model, size, mode) configuration in this (fresh) process and return its measurements."""
     import zoo
     from zoo import tiling
+    from zoo.malloc import reuse_freed_memory
 
     torch.set_num_threads(config["threads"])
     torch.manual_seed(0)
     height, width, mode = config["height"], config["width"], config["mode"]
     model = zoo.create_model(config["model"]).eval()
     if mode != "reference":  # what `zoo predict` does; the reference path keeps glibc's defaults, as the official code
-        zoo.inference.reuse_freed_memory()
+        reuse_freed_memory()
         model = zoo.optimize_for_inference(model, copy_model=False)
     plan = None
     tic = time.perf_counter()
@@ -318,7 +319,7 @@ def worker(config: dict[str, Any]) -> dict[str, Any]:
 def run_in_subprocess(config: dict[str, Any], timeout: float, cache_dir: str | None = None) -> dict[str, Any]:
     env = {**os.environ, "OMP_NUM_THREADS": str(config["threads"]), "OPENCV_IO_ENABLE_OPENEXR": "1"}
     if cache_dir is not None:
-        env["ZOO_CACHE_DIR"] = cache_dir  # the receptive-field cache (zoo.field_cache) of this benchmark run
+        env["ZOO_CACHE_DIR"] = cache_dir  # the probe cache (zoo.probe_cache) of this benchmark run
     command = [sys.executable, __file__, "--worker", json.dumps(config)]
     try:
         proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
@@ -631,9 +632,9 @@ def speed_rows(
 ) -> list[dict[str, Any]]:
     """The latency table: every configuration not skipped runs ``args.rounds`` times, each in a fresh subprocess, the
     configurations interleaved round by round (load from other processes hits them alike). Seconds: the median, with
-    the min and max; peak RSS: the largest; ``probe_s``: the tiler's probes in round 1 (the run's receptive-field
-    cache starts empty, so a model's first tiled configuration measures), ``probe_cached_s``: their median in later
-    rounds, the field read from the cache (what a second ``zoo predict`` pays)."""
+    the min and max; peak RSS: the largest; ``probe_s``: the tiler's probes in round 1 (the run's probe cache starts
+    empty, so a model's first tiled configuration measures), ``probe_cached_s``: their median in later rounds, the
+    results read from the cache (what a second ``zoo predict`` pays)."""
     from zoo import tiling
 
     rows, configs = [], []
@@ -780,14 +781,17 @@ def goal_rows(rows: list[dict[str, Any]], gemm: float) -> list[dict[str, Any]]:
         reference = find(model, "1900x1060", "reference")
         if ours is None or reference is None:
             continue
-        speedup = reference["seconds"] / ours["seconds"]
+        # the tiled path's probes count, as a repeat `zoo predict` pays them (their results read from the disk cache)
+        probes = float(ours.get("probe_cached_s") or 0.0)
+        speedup = reference["seconds"] / (ours["seconds"] + probes)
         # the most any float32 path could reach: the useful conv FLOPs at the machine's GEMM throughput
         bound = reference["seconds"] / (reference["useful_gflop"] / gemm)
         goals.append(
             {
                 "goal": f"{model} 1900x1060: zoo path >= {SPEEDUP_GOAL:g}x faster than the reference path",
-                "measured": f"{speedup:.2f}x ({ours['mode']} {ours['seconds']:.1f} s, reference "
-                f"{reference['seconds']:.1f} s; medians; {bound:.2f}x if every useful FLOP ran at GEMM speed)",
+                "measured": f"{speedup:.2f}x ({ours['mode']} {ours['seconds'] + probes:.1f} s with "
+                f"{probes:.2f} s of cached probes, reference {reference['seconds']:.1f} s; medians; "
+                f"{bound:.2f}x if every useful FLOP ran at GEMM speed)",
                 "met": speedup >= SPEEDUP_GOAL,
             }
         )

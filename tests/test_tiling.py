@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 import zoo
-from zoo import tiling
+from zoo import probe_cache, tiling
 from zoo.errors import ZooError
 from zoo.tileable import GlobalBranchTiling
 
@@ -62,7 +62,7 @@ def _five_conv_net() -> nn.Module:
 
 
 def test_the_receptive_field_is_measured_once_per_weights_across_processes(tmp_path, monkeypatch):
-    # the disk cache (zoo.field_cache) stands in for a later `zoo predict` process: a new model object with the same
+    # the disk cache (zoo.probe_cache) stands in for a later `zoo predict` process: a new model object with the same
     # weights reads the stored field instead of probing; other weights are probed again
     monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path))
     measured = []
@@ -70,7 +70,7 @@ def test_the_receptive_field_is_measured_once_per_weights_across_processes(tmp_p
     monkeypatch.setattr(tiling, "_measure_receptive_field", lambda model: measured.append(model) or measure(model))
     net = _five_conv_net()
     first = tiling.receptive_field(net)
-    assert first.exact == 10 and len(measured) == 1 and (tmp_path / "receptive_fields.json").is_file()
+    assert first.exact == 10 and len(measured) == 1 and (tmp_path / "probes.json").is_file()
     same_weights = _five_conv_net()  # a new object: the in-process cache does not know it
     assert tiling.receptive_field(zoo.optimize_for_inference(same_weights)) == first and len(measured) == 1
     with torch.no_grad():
@@ -79,15 +79,45 @@ def test_the_receptive_field_is_measured_once_per_weights_across_processes(tmp_p
     assert len(measured) == 2  # changed weights: a new key, measured again
 
 
-def test_a_corrupt_field_cache_is_ignored_and_rewritten(tmp_path, monkeypatch, caplog):
+def test_activation_bytes_are_measured_once_per_weights_and_settings_across_processes(tmp_path, monkeypatch):
+    # like the receptive field: a new object with the same weights (a later `zoo predict`) reads the stored figure;
+    # the same weights run another way (bfloat16 autocast) are another key, measured again
     monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path))
-    (tmp_path / "receptive_fields.json").write_text("{not json")
+    measured = []
+    measure = tiling._measure_bytes_per_pixel
+    monkeypatch.setattr(tiling, "_measure_bytes_per_pixel", lambda *a: measured.append(a) or measure(*a))
+    first = tiling.activation_bytes_per_pixel(zoo.optimize_for_inference(_five_conv_net()))
+    assert len(measured) == 1 and first > 0
+    assert tiling.activation_bytes_per_pixel(zoo.optimize_for_inference(_five_conv_net())) == first
+    assert len(measured) == 1
+    tiling.activation_bytes_per_pixel(zoo.optimize_for_inference(_five_conv_net(), precision="bfloat16"))
+    assert len(measured) == 2
+    assert sum("bytes_per_pixel" in e for e in json.loads((tmp_path / "probes.json").read_text()).values()) == 2
+
+
+def test_the_probe_key_follows_the_model_code(tmp_path, monkeypatch):
+    # a cached figure must not outlive the forward code it was measured on: the digest reads the classes' sources
+    module_file = tmp_path / "probe_key_net.py"
+    module_file.write_text("from torch import nn\n\nclass Net(nn.Conv2d):\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import probe_key_net
+
+    net = probe_key_net.Net(3, 3, 3)
+    before = probe_cache.model_digest(net, "settings")
+    assert probe_cache.model_digest(net, "settings") == before
+    module_file.write_text("from torch import nn\n\nclass Net(nn.Conv2d):\n    pass  # changed\n")
+    assert probe_cache.model_digest(net, "settings") != before
+
+
+def test_a_corrupt_probe_cache_is_ignored_and_rewritten(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path))
+    (tmp_path / "probes.json").write_text("{not json")
     assert tiling.receptive_field(_five_conv_net()).exact == 10
-    assert "unreadable receptive-field cache" in caplog.text
-    assert len(json.loads((tmp_path / "receptive_fields.json").read_text())) == 1
+    assert "unreadable probe cache" in caplog.text
+    assert len(json.loads((tmp_path / "probes.json").read_text())) == 1
 
 
-def test_an_unwritable_field_cache_leaves_the_result_uncached(tmp_path, monkeypatch):
+def test_an_unwritable_probe_cache_leaves_the_result_uncached(tmp_path, monkeypatch):
     blocker = tmp_path / "file"
     blocker.write_text("")
     monkeypatch.setenv("ZOO_CACHE_DIR", str(blocker / "cache"))  # a folder cannot be made under a file

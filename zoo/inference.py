@@ -15,14 +15,7 @@ benchmarks/speed.py (``variants`` table, results/bench/speed_variants.csv):
   autocast: faster where the hardware has the units, at a measured error (about 1e-3 max abs on HDRUNet); off by
   default because the float32 contract is ≤ 1e-4.
 
-- glibc malloc (``reuse_freed_memory``): every feature map of a large image is a fresh ``mmap``, so each op pays page
-  faults and kernel zeroing of its output (35–40 % of the CPU time of HDRUNet on a 1060×392 window). Keeping freed
-  memory in the heap for reuse removed them: 1900×1060 tiled HDRUNet 27.5 s → 17.3 s, for about 15 % more peak RSS.
-  The heap is never trimmed: a 1 GiB trim threshold still gave SingleHDR's windows (feature maps of 0.4–0.8 GB, freed
-  and reallocated per layer) 0.7–1.1 million page faults each, 29–34 s per 1152×1312 window; untrimmed, the second
-  window faults no more and takes 19 s (a first touch costs about 10 µs on the project's VM). Peak RSS does not grow:
-  what stays resident is the heap's high-water mark, reused by every later window and image.
-  ``zoo predict`` turns it on; it is process-wide, so the library never does it implicitly.
+- glibc malloc tuning (``zoo.malloc``: reuse freed memory, transparent huge pages): ``zoo predict`` turns it on.
 
 The wrapper keeps the model's ``zoo_spec`` and its tiling protocol (``zoo.tiling``), so tiled inference works on it.
 """
@@ -31,8 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import ctypes
-import ctypes.util
 import logging
 import warnings
 from collections.abc import Callable
@@ -44,9 +35,6 @@ from torch import nn
 from zoo.errors import ZooError
 
 log = logging.getLogger(__name__)
-
-M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # glibc mallopt parameters (malloc.h)
-NEVER_TRIM = -1  # M_TRIM_THRESHOLD as glibc reads it (size_t): SIZE_MAX, so free memory is kept for reuse
 
 PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -152,33 +140,3 @@ def optimize_for_inference(
             prepared, int(getattr(getattr(prepared, "zoo_spec", None), "size_multiple", 1)), device, channels_last
         )
     return InferenceModel(prepared, channels_last=channels_last, precision=precision, traced=traced)
-
-
-def _libc() -> ctypes.CDLL | None:
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"))
-        libc.mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-        libc.malloc_trim.argtypes = (ctypes.c_size_t,)
-        return libc
-    except (OSError, AttributeError, TypeError):  # not glibc
-        return None
-
-
-def reuse_freed_memory() -> bool:
-    """Make glibc's malloc serve large blocks from its heap and keep freed memory for reuse (``M_MMAP_MAX=0``, the
-    heap never trimmed), instead of one ``mmap``/``munmap`` pair per feature map. Process-wide; it removes the
-    page-fault and page-zeroing cost of every large tensor (about 1.6× faster inference on large images here) at the
-    cost of a higher peak RSS (freed blocks are not returned while in use, so fragmentation stays resident;
-    ``zoo.tiling.SAFETY`` accounts for it). Returns False (and changes nothing) where the C library is not glibc."""
-    libc = _libc()
-    if libc is None:
-        return False
-    return bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, NEVER_TRIM))
-
-
-def release_free_memory() -> None:
-    """Return the heap's free memory to the OS (glibc ``malloc_trim``; a no-op elsewhere). ``zoo.tiling`` calls it after
-    its probes, so their memory does not stay resident beside the tiles'."""
-    libc = _libc()
-    if libc is not None:
-        libc.malloc_trim(0)

@@ -164,7 +164,8 @@ def build_model(name: str | None, weights: str | None, device: str, precision: s
     ``weights`` the shipped pretrained weights are used, or random ones with a loud warning."""
     from zoo import pretrained
     from zoo.factory import create_model
-    from zoo.inference import optimize_for_inference, reuse_freed_memory
+    from zoo.inference import optimize_for_inference
+    from zoo.malloc import reuse_freed_memory
     from zoo.registry import get_spec
     from zoo.weights import checkpoint_architecture, load_weights, read_checkpoint
 

@@ -34,7 +34,7 @@ Memory model. Peak memory of a convolutional network grows linearly with the pix
 per_pixel`` runs one window of ``PROBE_SIZE``² pixels under a dispatch mode that counts the bytes of every live tensor
 and reports the peak per pixel (HDRUNet and the two-stage net: about 2 KB per pixel, eight 64-channel float maps).
 The process's peak RSS grows by about ``SAFETY`` × that count per window pixel: measured 1.1–1.3× with glibc's
-default malloc and 2.1–2.4× with ``zoo.inference.reuse_freed_memory`` (which ``zoo predict`` turns on: freed blocks
+default malloc and 2.1–2.4× with ``zoo.malloc.reuse_freed_memory`` (which ``zoo predict`` turns on: freed blocks
 are kept for reuse, so fragmentation stays resident, but page faults disappear). ``plan_tiles`` chooses
 the tiling whose largest window fits ``budget_bytes`` (default ``default_budget()``: ``DEFAULT_BUDGET`` capped at half
 the available RAM) and that computes the fewest pixels (halo overhead included). Without an explicit budget, a plan
@@ -63,9 +63,10 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from zoo import field_cache
+from zoo import probe_cache
 from zoo.errors import ZooError
-from zoo.inference import InferenceModel, release_free_memory
+from zoo.inference import InferenceModel
+from zoo.malloc import release_free_memory
 from zoo.tileable import GlobalBranchTiling
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ RADIUS_CAP = 256  # largest receptive-field radius measured exactly (the probe i
 EFFECTIVE_MASS = 1e-5  # beyond the cap: halo = radius holding all but this share of the input-gradient mass
 PROBE_SETTINGS = f"gradient probe v1, caps 32/96/{RADIUS_CAP}, mass {EFFECTIVE_MASS:g}"  # keys the disk cache
 PROBE_SIZE = 128  # side of the window used to measure activation bytes per pixel
+MEMORY_PROBE_SETTINGS = f"activation bytes v1, {PROBE_SIZE} px"  # keys the disk cache
 DEFAULT_BUDGET = 1 << 30  # peak RSS growth for one window: about 1.4 GB peak RSS in all at 2 MP
 MAX_HALO_OVERHEAD = 1.5  # beyond this × the frame's pixels computed, an automatic plan may take a larger budget
 # Measured once per model object (the probes cost more than a small image's pass); weak keys: no model is kept alive.
@@ -233,18 +235,18 @@ class ReceptiveField:
 
 def receptive_field(model: nn.Module) -> ReceptiveField:
     """Measure the receptive field of ``model`` on a seeded random input. Global branches (``global_context``) are
-    held fixed: only the local path is measured. Cached on the model object and on disk (``zoo.field_cache``, keyed
+    held fixed: only the local path is measured. Cached on the model object and on disk (``zoo.probe_cache``, keyed
     by a digest of the architecture and weights), so a model's weights are probed once, not on every call."""
     cached = _RECEPTIVE_FIELDS.get(model)
     if cached is not None:
         return cached
-    key = field_cache.model_digest(_unwrap(model), PROBE_SETTINGS)
-    entry = field_cache.lookup(key)
+    key = probe_cache.model_digest(_unwrap(model), PROBE_SETTINGS)
+    entry = probe_cache.lookup(key)
     if entry is not None and isinstance(entry.get("effective"), int):
         result = ReceptiveField(entry.get("exact"), entry["effective"])
     else:
         result = _measure_receptive_field(model)
-        field_cache.store(key, {"exact": result.exact, "effective": result.effective})
+        probe_cache.store(key, {"exact": result.exact, "effective": result.effective})
     _RECEPTIVE_FIELDS[model] = result
     return result
 
@@ -343,11 +345,28 @@ def peak_activation_bytes(fn: Callable[[], Any]) -> int:
 
 
 def _probe_bytes_per_pixel(model: nn.Module, cache: weakref.WeakKeyDictionary, context_only: bool) -> float:
-    """Peak activation bytes per input pixel on one aligned ``PROBE_SIZE``² input, inference mode, cached per model:
-    of a window pass given a precomputed context, or (``context_only``) of the context pass itself."""
+    """Peak activation bytes per input pixel on one aligned ``PROBE_SIZE``² input, inference mode: of a window pass
+    given a precomputed context, or (``context_only``) of the context pass itself. Cached on the model object and on
+    disk (``zoo.probe_cache``, keyed by the model as it runs: an ``InferenceModel`` wrapper's precision and memory
+    format included), so a later ``zoo predict`` skips the probe and torch's 2 s import of the dispatch-mode
+    machinery it needs."""
     cached = cache.get(model)
     if cached is not None:
         return cached
+    runs_as = f"{_device_of(model).type}, {getattr(model, 'precision', 'float32')}, "
+    runs_as += f"channels_last {getattr(model, 'channels_last', False)}, {'context' if context_only else 'window'}"
+    key = probe_cache.model_digest(model, f"{MEMORY_PROBE_SETTINGS}, {runs_as}")
+    entry = probe_cache.lookup(key)
+    if entry is not None and isinstance(entry.get("bytes_per_pixel"), (int, float)):
+        per_pixel = float(entry["bytes_per_pixel"])
+    else:
+        per_pixel = _measure_bytes_per_pixel(model, context_only)
+        probe_cache.store(key, {"bytes_per_pixel": per_pixel})
+    cache[model] = per_pixel
+    return per_pixel
+
+
+def _measure_bytes_per_pixel(model: nn.Module, context_only: bool) -> float:
     hooks = tiling_hooks(model)
     size = _round_up(PROBE_SIZE, hooks.align)
     x = torch.rand(1, 3, size, size, device=_device_of(model))
@@ -360,10 +379,8 @@ def _probe_bytes_per_pixel(model: nn.Module, cache: weakref.WeakKeyDictionary, c
         else:
             hooks.window(x, context)
             peak = peak_activation_bytes(lambda: hooks.window(x, context))
-    per_pixel = peak / (size * size)
     release_free_memory()
-    cache[model] = per_pixel
-    return per_pixel
+    return peak / (size * size)
 
 
 def activation_bytes_per_pixel(model: nn.Module) -> float:
