@@ -27,5 +27,5 @@ def fixtures_dir(reference_data: Path) -> Path:
 
 @pytest.fixture(scope="session", autouse=True)
 def isolated_probe_cache(tmp_path_factory):
-    """Receptive fields the tests measure go to a fresh folder, not the user's cache (subprocesses inherit it)."""
+    """What the tests' tiling probes measure goes to a fresh folder, not the user's cache (subprocesses inherit it)."""
     os.environ["ZOO_CACHE_DIR"] = str(tmp_path_factory.mktemp("zoo-cache"))

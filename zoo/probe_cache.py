@@ -22,6 +22,7 @@ import logging
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -99,3 +100,14 @@ def store(key: str, entry: dict[str, Any]) -> None:
             raise
     except OSError as exc:
         log.info("probe result not cached (%s: %s)", folder, exc)
+
+
+def measured(
+    key: str, measure: Callable[[], dict[str, Any]], valid: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
+    """The entry cached under ``key`` when ``valid`` accepts it, else ``measure()``, stored under ``key``."""
+    entry = lookup(key)
+    if entry is None or not valid(entry):
+        entry = measure()
+        store(key, entry)
+    return entry

@@ -240,13 +240,12 @@ def receptive_field(model: nn.Module) -> ReceptiveField:
     cached = _RECEPTIVE_FIELDS.get(model)
     if cached is not None:
         return cached
-    key = probe_cache.model_digest(_unwrap(model), PROBE_SETTINGS)
-    entry = probe_cache.lookup(key)
-    if entry is not None and isinstance(entry.get("effective"), int):
-        result = ReceptiveField(entry.get("exact"), entry["effective"])
-    else:
-        result = _measure_receptive_field(model)
-        probe_cache.store(key, {"exact": result.exact, "effective": result.effective})
+    entry = probe_cache.measured(
+        probe_cache.model_digest(_unwrap(model), PROBE_SETTINGS),
+        lambda: dataclasses.asdict(_measure_receptive_field(model)),
+        lambda entry: isinstance(entry.get("effective"), int),
+    )
+    result = ReceptiveField(entry.get("exact"), entry["effective"])
     _RECEPTIVE_FIELDS[model] = result
     return result
 
@@ -355,13 +354,12 @@ def _probe_bytes_per_pixel(model: nn.Module, cache: weakref.WeakKeyDictionary, c
         return cached
     runs_as = f"{_device_of(model).type}, {getattr(model, 'precision', 'float32')}, "
     runs_as += f"channels_last {getattr(model, 'channels_last', False)}, {'context' if context_only else 'window'}"
-    key = probe_cache.model_digest(model, f"{MEMORY_PROBE_SETTINGS}, {runs_as}")
-    entry = probe_cache.lookup(key)
-    if entry is not None and isinstance(entry.get("bytes_per_pixel"), (int, float)):
-        per_pixel = float(entry["bytes_per_pixel"])
-    else:
-        per_pixel = _measure_bytes_per_pixel(model, context_only)
-        probe_cache.store(key, {"bytes_per_pixel": per_pixel})
+    entry = probe_cache.measured(
+        probe_cache.model_digest(model, f"{MEMORY_PROBE_SETTINGS}, {runs_as}"),
+        lambda: {"bytes_per_pixel": _measure_bytes_per_pixel(model, context_only)},
+        lambda entry: isinstance(entry.get("bytes_per_pixel"), (int, float)),
+    )
+    per_pixel = float(entry["bytes_per_pixel"])
     cache[model] = per_pixel
     return per_pixel
 
