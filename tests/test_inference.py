@@ -8,7 +8,7 @@ import torch
 import zoo
 from zoo import tiling
 from zoo.errors import ZooError
-from zoo.inference import InferenceModel, optimize_for_inference
+from zoo.inference import Float32Island, InferenceModel, keep_float32, optimize_for_inference
 
 TOLERANCE = 1e-4
 
@@ -78,3 +78,35 @@ def test_optimized_model_tiles_like_the_original():
     assert plan is not None and plan.halo == tiling.tiling_halo(model)
     with torch.inference_mode():
         assert float((tiling.tiled_forward(fast, x, plan) - model(x)).abs().max()) <= TOLERANCE
+
+
+def test_float32_modules_stay_float32_under_bfloat16():
+    model = zoo.create_model("singlehdr").eval()
+    fast = optimize_for_inference(model, precision="bfloat16")
+    assert isinstance(fast.wrapped.linearization, Float32Island)
+    dtypes = {}
+
+    def record(name):
+        def hook(module, inputs, output):
+            dtypes.setdefault(name, output.dtype)
+
+        return hook
+
+    for name in ("linearization", "dequantization"):
+        convs = (m for m in fast.wrapped.get_submodule(name).modules() if isinstance(m, torch.nn.Conv2d))
+        next(convs).register_forward_hook(record(name))
+    x = sample(64, 64, seed=6)
+    framed = fast.wrapped.tiling_frame(x.contiguous(memory_format=torch.channels_last))[0]
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        curve = fast.wrapped.global_context(framed)
+    assert curve.dtype == torch.float32
+    assert dtypes == {"dequantization": torch.bfloat16, "linearization": torch.float32}  # the island only
+    with torch.inference_mode():
+        reference = model.global_context(model.tiling_frame(x)[0])
+    assert float((curve - reference).abs().max()) < 1e-2  # only its bf16 input differs
+    assert not isinstance(optimize_for_inference(model).wrapped.linearization, Float32Island)  # float32: unchanged
+
+
+def test_float32_module_that_does_not_exist_is_refused():
+    with pytest.raises(ZooError, match="float32_modules names 'nope'"):
+        keep_float32(zoo.create_model("twostage"), ("nope",))

@@ -1,11 +1,13 @@
 """Tiled inference (zoo.tiling): tiles cover the image exactly, the halo covers the receptive field, tiled output equals
 untiled output for every registered model, and global branches are computed once on the whole image."""
 
+import dataclasses
 import json
 import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import zoo
@@ -296,6 +298,19 @@ def test_multi_window_tiling_has_no_seam(name, weights):
     seams = sorted(starts | {s - 1 for s in starts})
     assert seams and float(error.max()) <= SEAM_BOUND, (name, weights, halo, float(error.max()))
     assert float(error[seams].max()) <= SEAM_BOUND and float(error[:, seams].max()) <= SEAM_BOUND
+
+
+def test_frame_size_of_a_frame_function_that_refuses_an_empty_batch():
+    """framed_size evaluates the frame on an empty batch; a frame function that cannot take one (a reflect pad does
+    not) is evaluated on the meta device instead, with the same answer."""
+
+    def reflect_to_32(x):
+        if x.shape[0] == 0:
+            raise RuntimeError("reflect padding needs a non-empty batch")
+        return F.pad(x, (0, -x.shape[-1] % 32, 0, -x.shape[-2] % 32), mode="reflect"), (0, 0)
+
+    hooks = dataclasses.replace(tiling.tiling_hooks(zoo.create_model("twostage")), frame=reflect_to_32)
+    assert tiling.framed_size(hooks, 100, 70) == (128, 96)
 
 
 def test_windows_are_planned_on_the_frame_the_model_runs():

@@ -13,7 +13,9 @@ benchmarks/speed.py (``variants`` table, results/bench/speed_variants.csv):
   calls its BatchNorms by name inside custom forwards); ``jit=True`` folds what the tracer sees.
 - reduced precision (``precision="bfloat16"`` on CPU with AVX-512 BF16, ``"float16"``/``"bfloat16"`` on CUDA) through
   autocast: faster where the hardware has the units, at a measured error (about 1e-3 max abs on HDRUNet); off by
-  default because the float32 contract is ≤ 1e-4.
+  default because the float32 contract is ≤ 1e-4. Submodules a spec names in ``float32_modules`` (numerically
+  sensitive ones: SingleHDR's response-curve regression) run as ``Float32Island``: autocast off, inputs cast up.
+  benchmarks/precision.py measures what reduced precision costs on the real evaluation scenes.
 
 - glibc malloc tuning (``zoo.malloc``: reuse freed memory, transparent huge pages): ``zoo predict`` turns it on.
 
@@ -39,6 +41,11 @@ log = logging.getLogger(__name__)
 PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
+def _check_precision(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise ZooError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+
+
 class InferenceModel(nn.Module):
     """A model prepared for inference. ``forward(x)``: x (B, 3, H, W) sRGB LDR in [0, 1], any size → the model's
     native output (float32, contiguous NCHW), computed in inference mode, channels-last and (optionally) under
@@ -48,8 +55,7 @@ class InferenceModel(nn.Module):
         self, model: nn.Module, channels_last: bool = True, precision: str = "float32", traced: nn.Module | None = None
     ):
         super().__init__()
-        if precision not in PRECISIONS:
-            raise ZooError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        _check_precision(precision)
         self.wrapped = model
         self.traced = traced
         self.channels_last = channels_last
@@ -82,6 +88,38 @@ class InferenceModel(nn.Module):
         aligned = x.shape[-2] % self.size_multiple == 0 and x.shape[-1] % self.size_multiple == 0
         use_trace = self.traced is not None and aligned  # traces are checked at aligned sizes only
         return self.prepared(self.traced if use_trace else self.wrapped)(x)
+
+
+class Float32Island(nn.Module):
+    """Runs ``module`` in float32 inside a reduced-precision autocast region: autocast off, floating-point tensor
+    arguments cast to float32. Its parameters are ``module``'s own."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, *args: Any) -> Any:
+        args = tuple(a.float() if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args)
+        with torch.autocast(_device_type(args), enabled=False):
+            return self.module(*args)
+
+
+def _device_type(args: tuple[Any, ...]) -> str:
+    return next((a.device.type for a in args if isinstance(a, torch.Tensor)), "cpu")
+
+
+def keep_float32(model: nn.Module, names: tuple[str, ...]) -> None:
+    """Replace each named submodule of ``model`` by a ``Float32Island`` around it (in place)."""
+    for name in names:
+        parent_name, _, attr = name.rpartition(".")
+        try:
+            parent = model.get_submodule(parent_name)
+            child = parent.get_submodule(attr)
+        except AttributeError:
+            raise ZooError(
+                f"{type(model).__name__}: float32_modules names {name!r}, which is not a submodule of the model"
+            ) from None
+        setattr(parent, attr, Float32Island(child))
 
 
 def _trace_frozen(model: nn.Module, multiple: int, device: torch.device, channels_last: bool) -> nn.Module | None:
@@ -127,11 +165,14 @@ def optimize_for_inference(
     """
     if isinstance(model, InferenceModel):
         return model
+    _check_precision(precision)
     spec = getattr(model, "zoo_spec", None)
     prepared = copy.deepcopy(model, memo={id(spec): spec}) if copy_model else model  # the spec is shared registry data
     prepared.eval().requires_grad_(False)
     if channels_last:
         prepared = prepared.to(memory_format=torch.channels_last)
+    if PRECISIONS[precision] is not None and spec is not None:
+        keep_float32(prepared, spec.float32_modules)
     traced = None
     if jit:
         param = next(iter(prepared.parameters()), None)

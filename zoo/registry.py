@@ -29,6 +29,9 @@ class ModelSpec:
     ``recipe(**options)`` builds the training recipe (options select ablations, e.g. ``loss="l1"``).
     ``convert_official(obj)`` turns an official checkpoint object into a zoo state dict, or returns None when the
     object is not in an official layout it recognises.
+    ``float32_modules``: names of submodules that stay in float32 when inference runs in reduced precision
+    (``zoo.optimize_for_inference(precision="bfloat16")``): the numerically sensitive parts, found by
+    benchmarks/precision.py (SingleHDR's Linearization-Net: in bf16 it costs 2.3 dB PU21-PSNR, in float32 nothing).
     """
 
     name: str
@@ -41,6 +44,7 @@ class ModelSpec:
     recipe: Callable[..., Recipe]
     convert_official: Callable[[Any], dict[str, torch.Tensor] | None] | None = None
     has_global_branch: bool = False
+    float32_modules: tuple[str, ...] = ()
     is_baseline: bool = False
     description: str = ""
 

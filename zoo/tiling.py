@@ -524,8 +524,13 @@ def plan_tiles(
 
 
 def framed_size(hooks: TilingHooks, height: int, width: int) -> tuple[int, int]:
-    """(H', W') of the frame the model really runs on (its own padding included), computed on the meta device."""
-    framed, _ = hooks.frame(torch.empty(1, 3, height, width, device="meta"))
+    """(H', W') of the frame the model really runs on (its own padding included), computed on an empty batch (no
+    memory, 0.4 ms); on the meta device where the frame function refuses an empty batch (torch's first meta op costs
+    about 1 s)."""
+    try:
+        framed, _ = hooks.frame(torch.empty(0, 3, height, width))
+    except RuntimeError:
+        framed, _ = hooks.frame(torch.empty(1, 3, height, width, device="meta"))
     return int(framed.shape[-2]), int(framed.shape[-1])
 
 
