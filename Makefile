@@ -46,10 +46,11 @@ results: $(STAMP)  ## the committed results: zoo sweep + 3 ablations at train=bu
 reference: $(STAMP)  ## the shipped weights: train the 3 models on data=mixed, zoo eval, model cards, README table (~3 h)
 	$(BIN)/python scripts/reference.py all
 
-bench: $(STAMP)  ## speed benchmarks; tables printed, CSV written to results/bench/
+bench: $(STAMP)  ## speed and precision benchmarks; tables printed, CSV written to results/bench/
 	$(BIN)/python benchmarks/data_speed.py
 	$(BIN)/python benchmarks/speed.py
 	$(BIN)/python benchmarks/train_speed.py
+	$(BIN)/python benchmarks/precision.py
 
 clean:  ## remove outputs and caches (keeps .venv and results/)
 	rm -rf outputs multirun .pytest_cache

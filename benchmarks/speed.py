@@ -11,7 +11,11 @@ Writes to results/bench/ (``--quick``: ``*_quick.csv``, small sizes only) and pr
   ``tiled``: optimized + ``zoo.tiling`` with the automatic budget and default halo (exactly what ``zoo predict`` does);
   ``tiled_exact``: the same with the exact halo (1900×1060 only);
   ``tiled_1gib``: tiled under an explicit 1 GiB budget (``--memory-budget 1024``, a hard limit), where the automatic
-  plan takes more (a halo-heavy model: SingleHDR), 1900×1060 only.
+  plan takes more (a halo-heavy model: SingleHDR), 1900×1060 only;
+  ``tiled_bf16``: ``zoo predict --precision bfloat16`` (bf16 autocast, the spec's ``float32_modules`` in float32,
+  the automatic plan on bf16 activation bytes, untiled where the frame fits one window), 1900×1060 only, on CPUs with
+  native bf16 (``torch.ops.mkldnn._is_mkldnn_bf16_supported``); its GFLOP/s and ``pct_gemm`` are against the float32
+  GEMM, so they may pass 100 %. What bf16 costs in quality: benchmarks/precision.py (``precision.csv``).
   Every configuration runs ``--rounds`` times (default 3), each in a fresh subprocess, the configurations interleaved
   round by round; its peak RSS is the worker's ``VmHWM`` (interpreter, torch, weights, image buffers, activations),
   the largest of the rounds. Seconds: the median of the rounds (``seconds_min``/``seconds_max`` their spread) of one
@@ -62,8 +66,10 @@ import torch
 OUT_DIR = Path(__file__).resolve().parents[1] / "results" / "bench"
 SIZES = ((256, 384), (1060, 1900), (2160, 3840))  # (height, width)
 QUICK_SIZES = ((256, 384),)
-MODES = ("reference", "optimized", "tiled", "tiled_exact", "tiled_1gib")
-EXACT_SIZE = (1060, 1900)  # tiled_exact (halo = full receptive field) and tiled_1gib are measured at this size only
+MODES = ("reference", "optimized", "tiled", "tiled_exact", "tiled_1gib", "tiled_bf16")
+EXACT_SIZE = (1060, 1900)  # tiled_exact, tiled_1gib and tiled_bf16 are measured at this size only
+# the variants-table row whose seconds per pixel predict a mode's time (the default: channels-last float32)
+VARIANT_OF_MODE = {"reference": "eager NCHW, no_grad (official path)", "tiled_bf16": "channels-last + bf16 autocast"}
 FIXED_BUDGET = 1 << 30  # tiled_1gib: the explicit budget (bytes)
 MEMORY_SHARE = 0.8  # skip configurations predicted to need more than this share of the available RAM
 SPEEDUP_GOAL = 3.0  # zoo predict's path vs the reference path at 1900×1060 (seconds ratio)
@@ -199,6 +205,11 @@ def rss_bytes(field: str = "VmRSS") -> int:
     return 0
 
 
+def native_bf16() -> bool:
+    """Whether oneDNN runs bf16 convolutions natively on this CPU (AVX-512 BF16 or AMX), not emulated."""
+    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
 def host_description() -> str:
     """Machine name, architecture, CPU count and the vector ISA torch dispatches to (AVX2 and AVX-512 machines of
     the same name differ by 1.5× in GEMM throughput and far more in bf16)."""
@@ -264,7 +275,8 @@ def worker(config: dict[str, Any]) -> dict[str, Any]:
     model = zoo.create_model(config["model"]).eval()
     if mode != "reference":  # what `zoo predict` does; the reference path keeps glibc's defaults, as the official code
         reuse_freed_memory()
-        model = zoo.optimize_for_inference(model, copy_model=False)
+        precision = "bfloat16" if mode == "tiled_bf16" else "float32"
+        model = zoo.optimize_for_inference(model, copy_model=False, precision=precision)
     plan = None
     tic = time.perf_counter()
     if mode.startswith("tiled"):
@@ -652,11 +664,7 @@ def speed_rows(
                 row: dict[str, Any] = {"model": name, "size": f"{width}x{height}", "mode": mode}
                 untiled_px = at_size(profile["flops"], height, width) / profile["flops"][0]
                 predicted = 0.3e9 + tiling.SAFETY * at_size(profile["bytes"], height, width)
-                key = (
-                    "eager NCHW, no_grad (official path)"
-                    if mode == "reference"
-                    else "channels-last + inference_mode (default)"
-                )
+                key = VARIANT_OF_MODE.get(mode, "channels-last + inference_mode (default)")
                 overhead, same_as_tiled = 1.0, False
                 tiled = mode.startswith("tiled")
                 halo = profile.get("halo_exact" if mode == "tiled_exact" else "halo")
@@ -680,11 +688,13 @@ def speed_rows(
                     skip = "not tileable: global branch without the tiling protocol (zoo/tiling.py)"
                 elif tiled and halo is None:
                     skip = f"no exact halo: the receptive field exceeds the probe's {tiling.RADIUS_CAP} px"
-                elif mode in ("tiled_exact", "tiled_1gib") and (height, width) != EXACT_SIZE:
+                elif mode in ("tiled_exact", "tiled_1gib", "tiled_bf16") and (height, width) != EXACT_SIZE:
                     skip = f"measured at {EXACT_SIZE[1]}x{EXACT_SIZE[0]} only"
+                elif mode == "tiled_bf16" and not native_bf16():
+                    skip = "no native bf16 on this CPU (AVX-512 BF16 or AMX): autocast would emulate it"
                 elif same_as_tiled:
                     skip = "the automatic plan is the 1 GiB plan too: same as tiled"
-                elif tiled and overhead == 1.0:
+                elif tiled and overhead == 1.0 and mode != "tiled_bf16":
                     skip = "fits one window under the automatic budget: same as optimized"
                 elif not tiled and predicted > MEMORY_SHARE * available:
                     skip = (
@@ -732,8 +742,8 @@ def summarise(runs: list[dict[str, Any]], profile: dict[str, Any], row: dict[str
     first = ok[0]
     seconds = statistics.median(r["seconds"] for r in ok)
     width, height = map(int, row["size"].split("x"))
-    tiled = row["mode"].startswith("tiled")
-    if tiled:  # every window, and the global context pass once (SingleHDR's Dequantization- and Linearization-Net)
+    if first["computed_px"]:  # tiled: every window, and the global context pass once (SingleHDR's Dequantization-
+        # and Linearization-Net)
         computed = profile["window_flops_per_px"] * first["computed_px"]
         computed += profile["context_flops_per_px"] * first["context_px"]
     else:
@@ -795,6 +805,19 @@ def goal_rows(rows: list[dict[str, Any]], gemm: float) -> list[dict[str, Any]]:
                 "met": speedup >= SPEEDUP_GOAL,
             }
         )
+        bf16 = find(model, "1900x1060", "tiled_bf16")
+        if bf16 is not None:
+            probes = float(bf16.get("probe_cached_s") or 0.0)
+            speedup = reference["seconds"] / (bf16["seconds"] + probes)
+            goals.append(
+                {
+                    "goal": f"{model} 1900x1060 with --precision bfloat16: zoo path >= {SPEEDUP_GOAL:g}x faster than "
+                    "the reference path",
+                    "measured": f"{speedup:.2f}x ({bf16['seconds'] + probes:.1f} s with {probes:.2f} s of cached "
+                    f"probes, reference {reference['seconds']:.1f} s; medians; quality cost: precision.csv)",
+                    "met": speedup >= SPEEDUP_GOAL,
+                }
+            )
         share = ours["peak_rss_mb"] / reference["peak_rss_mb"]
         goals.append(
             {

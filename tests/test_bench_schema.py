@@ -31,8 +31,8 @@ def expected_columns() -> dict[str, list[str]]:
     data_speed = _load("data_speed")
     columns = {f"{name}.csv": [*cols, *speed.RUN_FIELDS] for name, cols in speed.COLUMNS.items()}
     columns["data_speed.csv"] = list(data_speed.COLUMNS)
-    train_speed = _load("train_speed")
-    columns |= {f"{name}.csv": [*cols, *speed.RUN_FIELDS] for name, cols in train_speed.COLUMNS.items()}
+    for script in ("train_speed", "precision"):
+        columns |= {f"{name}.csv": [*cols, *speed.RUN_FIELDS] for name, cols in _load(script).COLUMNS.items()}
     return columns
 
 
@@ -194,3 +194,45 @@ def test_the_hand_written_official_twostage_step_is_the_zoos_arithmetic():
     for (name, by_hand), (_, by_zoo), before in pairs:
         assert not torch.equal(by_zoo, before), name  # the step moved every generator parameter
         assert torch.allclose(by_hand, by_zoo, rtol=0, atol=1e-6), name
+
+
+def test_an_untiled_bf16_row_counts_the_untiled_flops():
+    """tiled_bf16 runs untiled where the frame fits one window (no computed_px): its FLOPs are the untiled pass's."""
+    profile = {"flops": (1e6, 0.0), "window_flops_per_px": 2e6, "context_flops_per_px": 5e5}
+    run = {**_worker_result(10.0, 900, 0.1), "tiles": "", "windows": 1, "computed_px": 0, "context_px": 0}
+    summary = speed.summarise([run], profile, {"model": "m", "size": "1900x1060", "mode": "tiled_bf16"}, gemm=200.0)
+    assert summary["computed_gflop"] == pytest.approx(1e6 * 1900 * 1060 / 1e9)
+
+
+def test_the_bf16_path_has_its_own_speed_goal_beside_the_float32_one():
+    def row(mode: str, seconds: float) -> dict:
+        return {"model": "m", "size": "1900x1060", "mode": mode, "status": "ok", "seconds": seconds,
+                "probe_cached_s": 0.5, "peak_rss_mb": 1000.0, "useful_gflop": 1000.0, "gflops": 50.0,
+                "pct_gemm": 50.0}  # fmt: skip
+
+    goals = speed.goal_rows([row("reference", 60.0), row("tiled", 23.5), row("tiled_bf16", 9.5)], gemm=100.0)
+    by_goal = {g["goal"]: g for g in goals}
+    float32 = by_goal["m 1900x1060: zoo path >= 3x faster than the reference path"]
+    bf16 = by_goal["m 1900x1060 with --precision bfloat16: zoo path >= 3x faster than the reference path"]
+    assert (float32["met"], bf16["met"]) == (False, True)
+    assert bf16["measured"].startswith("6.00x (10.0 s with 0.50 s of cached probes, reference 60.0 s")
+
+
+def test_precision_benchmark_writes_its_declared_table(tmp_path):
+    """The quality-by-precision benchmark end to end on two real scenes (needs the shipped HDRUNet weights)."""
+    import zoo
+
+    if "hdrunet" not in zoo.pretrained.available():
+        pytest.skip("no shipped hdrunet weights")
+    command = [sys.executable, str(ROOT / "benchmarks" / "precision.py"), "--models", "hdrunet", "--images", "2"]
+    proc = subprocess.run(
+        [*command, "--threads", "1", "--out-dir", str(tmp_path)], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    header, rows = _read(tmp_path / "precision.csv")
+    assert header == expected_columns()["precision.csv"]
+    assert [(r["precision"], r["images"]) for r in rows] == [("float32", "2"), ("bfloat16", "2")]
+    float32, bf16 = rows
+    assert float(float32["pu21_delta"]) == 0.0 and float(bf16["pu21_delta"]) != 0.0  # bf16 rounds differently
+    assert abs(float(bf16["pu21_delta"])) < 0.1  # and HDRUNet keeps its quality in bf16
+    assert float(bf16["pu21_delta_worst"]) <= float(bf16["pu21_delta"])
