@@ -17,9 +17,10 @@ Any input size: ``forward`` pads symmetrically (numpy 'symmetric', as the offici
 pixels (official: 32) plus what is needed to reach a multiple of 32, and crops back. The official script instead
 bicubic-resizes to a multiple of 64 before its 32-px pad; the zoo pads instead of resampling (a documented deviation).
 
-Weights: none shipped. The official TF checkpoints (SingleHDR README, Google Drive) convert with
-``zoo convert singlehdr-tf CKPT OUT`` (``zoo.models.singlehdr.convert``) or load directly as a mapping of TF variable
-names to arrays with ``zoo.load_weights``. They require the official EMoR inverse basis:
+Weights: the zoo's own, trained by ``scripts/reference.py`` (``zoo.create_model("singlehdr", pretrained=True)``, card
+in zoo/pretrained/singlehdr.md); the official ones are not shipped. The official TF checkpoints (SingleHDR README,
+Google Drive) convert with ``zoo convert singlehdr-tf CKPT OUT`` (``zoo.models.singlehdr.convert``) or load directly
+as a mapping of TF variable names to arrays with ``zoo.load_weights``. They require the official EMoR inverse basis:
 ``zoo.create_model("singlehdr", response_basis="path/to/invemor.txt")``. Without ``response_basis`` the model uses the
 project's own PCA basis (``zoo.data.crf``), and the two kinds of weights are not interchangeable.
 """
