@@ -236,3 +236,34 @@ def test_precision_benchmark_writes_its_declared_table(tmp_path):
     assert float(float32["pu21_delta"]) == 0.0 and float(bf16["pu21_delta"]) != 0.0  # bf16 rounds differently
     assert abs(float(bf16["pu21_delta"])) < 0.1  # and HDRUNet keeps its quality in bf16
     assert float(bf16["pu21_delta_worst"]) <= float(bf16["pu21_delta"])
+
+
+def test_the_hand_written_official_singlehdr_stage_is_the_zoos_arithmetic():
+    """train_speed's SingleHDR pair: the official Linearization-Net step by hand (BatchNorm in training mode, its
+    loss, a bare Adam) and the zoo's train_step on that stage, from the same weights on the same batch, leave the
+    model with the same parameters; only the Linearization-Net's moved."""
+    import copy
+
+    import torch
+
+    import zoo
+    from zoo.train import build_stage_optim, set_train_mode, train_step
+
+    train_speed = _load("train_speed")
+    torch.manual_seed(0)
+    model = zoo.create_model("singlehdr")
+    initial = copy.deepcopy(model)
+    nets = torch.nn.ModuleDict({"model": copy.deepcopy(model)})
+    batch = next(iter(train_speed.speed_batches(32, 2)))
+    recipe = zoo.get_spec("singlehdr").recipe()
+    by_hand = train_speed.official_singlehdr_variants(batch, model)
+    assert [v.stage for v in by_hand] == [s.name for s in recipe.stages]
+    stage = recipe.stages[1]
+    assert stage.name == "linearization" and by_hand[1].stage == stage.name
+    set_train_mode(nets, stage)
+    train_step(nets, recipe, stage, build_stage_optim(nets, stage, n_steps=10, lr_scale=1.0), batch)
+    by_hand[1].step()
+    pairs = zip(model.named_parameters(), nets["model"].named_parameters(), initial.parameters())
+    for (name, hand), (_, ours), before in pairs:
+        assert torch.allclose(hand, ours, rtol=0, atol=1e-6), name
+        assert torch.equal(ours, before) != name.startswith("linearization."), name  # the stage's net alone moved
