@@ -211,6 +211,24 @@ def test_skip_drops_the_step_and_restores_batchnorm_statistics(one_thread):
     assert first_nonfinite(nets) is None  # the bad forward pass had put inf into the running statistics
 
 
+def test_a_finite_loss_with_a_nan_gradient_is_not_applied(one_thread):
+    """sqrt at 0 has a finite value and an infinite derivative: the loss passes its check, the gradient must not."""
+    from zoo.train import build_stage_optim, train_step
+
+    def sqrt_at_zero(step):
+        loss = (step.nets["model"][0].weight * 0).sqrt().sum()
+        return loss, {"sqrt": float(loss.detach())}
+
+    recipe = Recipe(stages=(Stage("main", (Objective("model", ("model",), sqrt_at_zero, lr=1e-2),)),))
+    nets = _nets()
+    before = [p.detach().clone() for p in nets.parameters()]
+    optim = build_stage_optim(nets, recipe.stages[0], n_steps=5, lr_scale=1.0)
+    batch = {"ldr": torch.rand(1, 3, 6, 6), "target": torch.rand(1, 3, 6, 6)}
+    logs, problem = train_step(nets, recipe, recipe.stages[0], optim, batch, where="step 1/5")
+    assert problem == "non-finite gradient at step 1/5, objective 'model' (loss 0)"
+    assert logs == {} and all(torch.equal(a, b) for a, b in zip(nets.parameters(), before))
+
+
 def test_skip_gives_up_when_training_diverged(one_thread):
     seed_everything(0)
     with pytest.raises(ZooError, match="3 steps in a row had non-finite values"):

@@ -378,19 +378,16 @@ def _describe_nonfinite(loss: torch.Tensor, logs: dict[str, float]) -> str:
     return ", ".join(bad) if bad else f"total={float(loss)}"
 
 
-def _grads_finite(params: list[nn.Parameter]) -> bool:
-    grads = [p.grad for p in params if p.grad is not None]
-    return not grads or bool(torch.stack([torch.isfinite(g).all() for g in grads]).all())
-
-
 def _snapshot_buffers(nets: nn.ModuleDict) -> list[tuple[torch.Tensor, torch.Tensor]]:
     return [(b, b.detach().clone()) for b in nets.buffers() if b.is_floating_point()]
 
 
 @torch.no_grad()
 def _grad_norm(params: list[nn.Parameter]) -> float:
-    norms = [p.grad.detach().norm() for p in params if p.grad is not None]
-    return float(torch.linalg.vector_norm(torch.stack(norms))) if norms else 0.0
+    """The L2 norm of all gradients together: NaN or inf when some gradient is (or so large that the norm overflows:
+    diverged either way). One fused pass over them, both the finiteness check and the logged figure."""
+    grads = [p.grad.detach() for p in params if p.grad is not None]
+    return float(torch.nn.utils.get_total_norm(grads)) if grads else 0.0
 
 
 @torch.no_grad()
@@ -421,14 +418,15 @@ def train_step(
         loss.backward()
         params = [p for group in opt.param_groups for p in group["params"]]
         distributed.average_gradients(params)
-        if distributed.agree(not _grads_finite(params)):
-            return logs, f"non-finite gradient at {where}, objective {obj.name!r} (loss {float(loss):.4g})"
+        # the norm of the (rank-averaged) gradient about to be applied: a data-parallel run at the same global batch
+        # must log the single-process value (Adam's scale invariance would hide summed gradients in the losses)
+        grad_norm = _grad_norm(params)
+        if distributed.agree(not math.isfinite(grad_norm)):
+            return logs, f"non-finite gradient at {where}, objective {obj.name!r} (loss {float(loss.detach()):.4g})"
         opt.step()
         logs.update(obj_logs)
         logs[f"{obj.name}/loss"] = float(loss.detach())
-        # the norm of the (rank-averaged) gradient that was applied: a data-parallel run at the same global batch
-        # must log the single-process value (Adam's scale invariance would hide summed gradients in the losses)
-        logs[f"{obj.name}/grad_norm"] = _grad_norm(params)
+        logs[f"{obj.name}/grad_norm"] = grad_norm
     return logs, None
 
 
