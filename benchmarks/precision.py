@@ -101,9 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="*", help="models to score (default: every learned model with weights)")
     parser.add_argument("--images", type=int, default=0, help="score the first N scenes only (default 0: all)")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out-dir", type=Path, default=speed.OUT_DIR)
-    parser.add_argument("--allow-load", action="store_true", help="write to results/bench even under load")
+    speed.add_run_options(parser)
     args = parser.parse_args(argv)
 
     import zoo
@@ -125,11 +123,9 @@ def main(argv: list[str] | None = None) -> int:
         rows,
         ["model", "precision", "float32_modules", "pu21_psnr", "psnr_mu", "pu21_delta", "pu21_delta_worst", "seconds"],
     )
-    others = machine.percent()
     argv = argv if argv is not None else sys.argv[1:]
-    extra = speed.run_fields("precision.py", argv, args.threads, speed.gemm_gflops(), host, load_start, others)
-    speed.refuse_if_loaded(others, args.out_dir, args.allow_load)
-    speed.write_tables(args.out_dir, "", {"precision": rows}, extra, COLUMNS)
+    measured = (speed.gemm_gflops(), host, load_start, machine)
+    others = speed.finish_run("precision.py", argv, args, measured, {"precision": rows}, COLUMNS)
     print(f"wrote {args.out_dir}/precision.csv (others used {others:.0f} % of a core, load {os.getloadavg()[0]:.2f})")
     return 0
 

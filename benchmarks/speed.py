@@ -249,6 +249,37 @@ def run_fields(
     }
 
 
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """The options every benchmark shares: its thread count, where its CSVs go, and the override of the load check."""
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
+    parser.add_argument("--out-dir", type=Path, default=OUT_DIR, help="folder for the CSV files")
+    parser.add_argument(
+        "--allow-load",
+        action="store_true",
+        help=f"write to results/bench even if other processes used > {QUIET_OTHERS_PCT:.0f} %% of a core",
+    )
+
+
+def finish_run(
+    script: str,
+    argv: list[str],
+    args: argparse.Namespace,
+    measured: tuple[float, str, float, OtherProcesses],
+    tables: dict[str, list[dict[str, Any]]],
+    columns: dict[str, tuple[str, ...]] = COLUMNS,
+    suffix: str = "",
+) -> float:
+    """End a benchmark run of ``benchmarks/<script>``: ``measured`` = (GEMM GFLOP/s, host, load at the start, the
+    meter of other processes). Refuses figures taken under load, else writes ``tables`` with the run's fields.
+    Returns the share of a core other processes used."""
+    gemm, host, load_start, machine = measured
+    others = machine.percent()
+    extra = run_fields(script, argv, args.threads, gemm, host, load_start, others)
+    refuse_if_loaded(others, args.out_dir, args.allow_load)
+    write_tables(args.out_dir, suffix, tables, extra, columns)
+    return others
+
+
 def refuse_if_loaded(others: float, out_dir: Path, allow_load: bool) -> None:
     """Stop before figures taken under load (``others`` % of a core used by other processes) reach results/bench."""
     if others > QUIET_OTHERS_PCT and out_dir == OUT_DIR and not allow_load:
@@ -852,7 +883,6 @@ def goal_rows(rows: list[dict[str, Any]], gemm: float) -> list[dict[str, Any]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes only (256x384); writes *_quick.csv")
-    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile (minutes of compilation)")
     parser.add_argument(
         "--max-seconds", type=float, default=600.0, help="skip configurations predicted to take longer (default 600)"
@@ -861,12 +891,7 @@ def main(argv: list[str] | None = None) -> int:
         "--rounds", type=int, default=3, help="interleaved runs of every latency configuration (default 3)"
     )
     parser.add_argument("--models", nargs="*", help="models to measure (default: every learned registered model)")
-    parser.add_argument("--out-dir", type=Path, default=OUT_DIR, help="folder for the CSV files")
-    parser.add_argument(
-        "--allow-load",
-        action="store_true",
-        help=f"write to results/bench even if other processes used > {QUIET_OTHERS_PCT:.0f} %% of a core",
-    )
+    add_run_options(parser)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.rounds < 1:
@@ -963,9 +988,6 @@ def main(argv: list[str] | None = None) -> int:
     if goals:
         print_table("performance goals", goals, ["goal", "measured", "met"])
 
-    others = machine.percent()
-    extra = run_fields("speed.py", argv or sys.argv[1:], args.threads, gemm, host, load_start, others)
-    refuse_if_loaded(others, args.out_dir, args.allow_load)
     for profile_name, profile in profiles.items():
         print(
             f"{profile_name}: {profile['flops'][0] / 1e6:.3f} MFLOP/px, {profile['bytes'][0]:.0f} activation bytes/px"
@@ -978,7 +1000,7 @@ def main(argv: list[str] | None = None) -> int:
         "speed_tiling": tiling_rows,
         "speed_goals": goals,
     }
-    write_tables(args.out_dir, suffix, tables, extra)
+    finish_run("speed.py", argv or sys.argv[1:], args, (gemm, host, load_start, machine), tables, suffix=suffix)
     print(
         f"\nGEMM {gemm_start:.0f} GFLOP/s at start, {gemm_end:.0f} at end; load now {os.getloadavg()}; "
         f"total {time.perf_counter() - started:.0f} s; wrote {args.out_dir}/speed*{suffix}.csv"

@@ -337,10 +337,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--patch", type=int, default=64)
     parser.add_argument("--steps", type=int, default=4, help="timed steps per round (default 4)")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds (default 3)")
-    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--compile", action="store_true", help="also time torch.compile (minutes of compilation)")
-    parser.add_argument("--out-dir", type=Path, default=speed.OUT_DIR)
-    parser.add_argument("--allow-load", action="store_true", help="write to results/bench even under load")
+    speed.add_run_options(parser)
     args = parser.parse_args(argv)
 
     import zoo
@@ -360,11 +358,9 @@ def main(argv: list[str] | None = None) -> int:
         ["model", "variant", "stage", "share", "median_s", "min_s", "max_s", "samples_per_s", "vs_reference"],
     )
     speed.print_table("training goals", goals, ["goal", "measured", "met"])
-    others = machine.percent()
     argv = argv if argv is not None else sys.argv[1:]
-    extra = speed.run_fields("train_speed.py", argv, args.threads, gemm, host, load_start, others)
-    speed.refuse_if_loaded(others, args.out_dir, args.allow_load)
-    speed.write_tables(args.out_dir, "", {"train_speed": rows, "train_speed_goals": goals}, extra, COLUMNS)
+    tables = {"train_speed": rows, "train_speed_goals": goals}
+    others = speed.finish_run("train_speed.py", argv, args, (gemm, host, load_start, machine), tables, COLUMNS)
     print(f"wrote {args.out_dir}/train_speed.csv, train_speed_goals.csv (others used {others:.0f} % of a core)")
     return 0
 
