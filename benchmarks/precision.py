@@ -103,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=0, help="score the first N scenes only (default 0: all)")
     speed.add_run_options(parser)
     args = parser.parse_args(argv)
+    if args.images < 0:
+        parser.error(f"--images {args.images}: expected 0 (all) or a positive count")
 
     import zoo
     from zoo.data import DataConfig, build_dataset

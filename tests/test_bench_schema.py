@@ -267,3 +267,12 @@ def test_the_hand_written_official_singlehdr_stage_is_the_zoos_arithmetic():
     for (name, hand), (_, ours), before in pairs:
         assert torch.allclose(hand, ours, rtol=0, atol=1e-6), name
         assert torch.equal(ours, before) != name.startswith("linearization."), name  # the stage's net alone moved
+
+
+def test_precision_benchmark_refuses_a_negative_image_count(tmp_path):
+    command = [sys.executable, str(ROOT / "benchmarks" / "precision.py"), "--images", "-1", "--out-dir", str(tmp_path)]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].endswith(
+        "--images -1: expected 0 (all) or a positive count"
+    )
+    assert not list(tmp_path.iterdir())
