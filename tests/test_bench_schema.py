@@ -128,6 +128,9 @@ def test_training_benchmark_writes_its_declared_tables(tmp_path):
     assert variants == ["reference", "zoo", "zoo_fixed_batch", "zoo_channels_last", "zoo_worker"]
     assert all(float(r["min_s"]) <= float(r["median_s"]) <= float(r["max_s"]) for r in rows)
     assert all(r["rounds"] == "2" and r["command"].startswith("python benchmarks/train_speed.py") for r in rows)
+    for row in rows:  # each round's seconds are in the row, and the median is theirs
+        rounds = sorted(float(t) for t in row["round_s"].split(";"))
+        assert len(rounds) == 2 and float(row["median_s"]) == pytest.approx(sum(rounds) / 2, rel=1e-3)
     _, (goal,) = _read(tmp_path / "train_speed_goals.csv")
     assert goal["met"] in ("True", "False") and "hdrunet training step" in goal["goal"]
 
@@ -166,6 +169,19 @@ def test_a_latency_row_is_the_median_of_its_rounds_with_their_spread():
     )
     failed = speed.summarise([runs[0], {"status": "timeout", "note": "killed after 300 s"}], profile, row, 200.0)
     assert failed["status"] == "timeout" and failed["note"] == "killed after 300 s"
+
+
+def test_training_rounds_rotate_the_order_and_goals_pair_rounds():
+    """Round r of train_speed starts r variants later (no variant always follows the same one), and a goal's ratio is
+    the median of same-round ratios, not a ratio of medians taken in different rounds."""
+    train_speed = _load("train_speed")
+    order: list[str] = []
+    variants = [train_speed.Variant(name, "", 1.0, lambda name=name: order.append(name)) for name in "abc"]
+    train_speed.timed_rounds(variants, steps=1, repeats=3)
+    assert "".join(order) == "abc" + "abc" + "bca" + "cab"  # the warm-up, then three rotated rounds
+    assert all(len(v.rounds) == 3 for v in variants)
+    slow, fast = {"round_s": "2;4;9"}, {"round_s": "1;4;3"}  # per-round ratios 2, 1, 3; medians' ratio 4/3
+    assert train_speed.paired_ratio(slow, fast) == (2.0, 1.0, 3.0)
 
 
 def test_the_hand_written_official_twostage_step_is_the_zoos_arithmetic():
