@@ -18,7 +18,7 @@ from zoo.losses.perceptual import VGG16_CONV_INDICES, VGG16_CONV_SHAPES, Percept
 from zoo.models.singlehdr.convert import convert_official
 from zoo.models.singlehdr.net import highlight_mask
 from zoo.models.singlehdr.recipe import RECIPE_NEEDS, exposure_mask, log_tonemap, masked_mean, tv_loss
-from zoo.models.singlehdr.subnets import LinearizationNet, upsampled_conv
+from zoo.models.singlehdr.subnets import LinearizationNet, phase_kernels, upsampled_conv
 from zoo.recipe import StepContext
 from zoo.tf_compat import CURVE_SAMPLES, apply_rf
 from zoo.weights import load_weights
@@ -358,6 +358,10 @@ def test_upsampled_conv_is_the_resize_convolution(channels_last):
     (expected * upstream).sum().backward()
     for ours, theirs in zip(inputs, direct):
         assert torch.allclose(ours.grad, theirs.grad, rtol=0, atol=1e-11)
+    with torch.no_grad():  # inference: the folded kernels given, one phase at a time
+        y = upsampled_conv(x, weight, bias, phase_kernels(weight).chunk(4))
+    assert y.is_contiguous(memory_format=torch.channels_last) == channels_last
+    assert torch.allclose(y, expected, rtol=0, atol=1e-12)
 
 
 def test_inference_refolds_resize_kernels_when_the_weights_change():

@@ -83,8 +83,12 @@ def soft_histogram(x: torch.Tensor, bins: int) -> torch.Tensor:
     Returns (B, (K+1)·C, H, W), bin-major: bin 0 for every channel, then bin 1, …, as the official concatenation.
     Values are in [0, 1]; a pixel votes for the two bins nearest to its value.
     """
-    votes = [torch.relu(1.0 - torch.abs(x - i / float(bins)) * float(bins)) for i in range(bins + 1)]
-    return torch.cat(votes, dim=1)
+    return torch.cat([soft_vote(x, i, bins) for i in range(bins + 1)], dim=1)
+
+
+def soft_vote(x: torch.Tensor, i: int, bins: int) -> torch.Tensor:
+    """Bin ``i`` of ``soft_histogram(x, bins)``: relu(1 - |x - i/K|·K), same shape as x."""
+    return torch.relu(1.0 - torch.abs(x - i / float(bins)) * float(bins))
 
 
 def apply_rf(x: torch.Tensor, rf: torch.Tensor) -> torch.Tensor:

@@ -25,7 +25,7 @@ a ``ZooError``). Windows are planned on the frame the model really runs on (``fr
 symmetrically and rounds up to 32, so a 1900×1060 photo runs as 1984×1152). The context is computed once on the
 whole framed image, unless an automatic plan's budget cannot hold the context pass on the whole frame
 (``context_bytes_per_pixel``): then it is computed on the frame downscaled by area averaging to what the budget holds
-(``context_input``; 22 % of a 1900×1060 frame's pixels for SingleHDR at the default 1 GiB), so no pass exceeds the
+(``context_input``; 37 % of a 1900×1060 frame's pixels for SingleHDR at the default 1 GiB), so no pass exceeds the
 budget.
 That is an approximation (the only one in tiling); tests/test_tiling.py measures its effect on the shipped SingleHDR
 weights.
@@ -75,7 +75,7 @@ RADIUS_CAP = 256  # largest receptive-field radius measured exactly (the probe i
 EFFECTIVE_MASS = 1e-5  # beyond the cap: halo = radius holding all but this share of the input-gradient mass
 PROBE_SETTINGS = f"gradient probe v1, caps 32/96/{RADIUS_CAP}, mass {EFFECTIVE_MASS:g}"  # keys the disk cache
 PROBE_SIZE = 128  # side of the window used to measure activation bytes per pixel
-MEMORY_PROBE_SETTINGS = f"activation bytes v1, {PROBE_SIZE} px"  # keys the disk cache
+MEMORY_PROBE_SETTINGS = f"activation bytes v2, {PROBE_SIZE} px"  # keys the disk cache
 DEFAULT_BUDGET = 1 << 30  # peak RSS growth for one window: about 1.4 GB peak RSS in all at 2 MP
 MAX_HALO_OVERHEAD = 1.5  # beyond this × the frame's pixels computed, an automatic plan may take a larger budget
 # Measured once per model object (the probes cost more than a small image's pass); weak keys: no model is kept alive.

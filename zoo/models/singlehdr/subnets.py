@@ -28,7 +28,7 @@ from zoo.tf_compat import (
     resize_bilinear_x2,
     same_padding,
     sobel_edges,
-    soft_histogram,
+    soft_vote,
 )
 
 Taps = dict[str, torch.Tensor] | None  # optional dict that forward() fills with named intermediate tensors
@@ -139,11 +139,14 @@ def _slim_conv(c_in: int, c_out: int, k: int, stride: int = 1, bias: bool = Fals
 
 
 def _feature_parts(c: torch.Tensor):
-    """The Linearization-Net's input features in the official channel order: RGB, Sobel edges, soft histograms."""
+    """The Linearization-Net's input features in the official channel order: RGB, Sobel edges, soft histograms
+    (``soft_histogram``'s layout), each histogram bin (3 channels) on its own: at full frame a whole 51-channel
+    histogram and the list of its bins cost 0.4 KB per pixel beside the feature map itself."""
     yield c
     yield sobel_edges(c)
     for bins in HISTOGRAM_BINS:
-        yield soft_histogram(c, bins)
+        for i in range(bins + 1):
+            yield soft_vote(c, i, bins)
 
 
 class LinearizationNet(nn.Module):
@@ -212,14 +215,28 @@ class LinearizationNet(nn.Module):
         y = net[bn](conv(pad_same(x, k, s)))
         return torch.relu_(y) if relu else y
 
-    def feature(self, features: torch.Tensor, taps: Taps = None) -> torch.Tensor:
-        """The bordered 102-channel features (``input_features``) → the 512-value global feature (spatial mean of
-        res3b)."""
+    def stem(self, c: torch.Tensor, taps: Taps = None) -> torch.Tensor:
+        """conv1 (7×7/2) + BN + ReLU + 3×3/2 max-pool of the input features of c (B, 3, H, W) → (B, 64, ~H/4, ~W/4).
+        The 102-channel feature map (``input_features``) is freed once conv1 has read it: at full frame it is the
+        largest tensor of the net, and the ResNet blocks after it need only the quarter-size stem output."""
         net = self.crf_feature_net
+        features = self.input_features(c)
         conv1 = net["conv1"](features)
+        if taps is not None:
+            (height, width), top, left = (
+                c.shape[2:],
+                same_padding(c.shape[2], 7, 2)[0],
+                same_padding(c.shape[3], 7, 2)[0],
+            )
+            taps.update(features_102=features[..., top : top + height, left : left + width], conv1_out=conv1)
+        del features
         x = max_pool_same(torch.relu_(net["bn_conv1"](conv1)), 3, 2)
         if taps is not None:
-            taps.update(conv1_out=conv1, pool1_out=x)
+            taps["pool1_out"] = x
+        return x
+
+    def feature(self, x: torch.Tensor, taps: Taps = None) -> torch.Tensor:
+        """The stem output (``stem``) → the 512-value global feature (spatial mean of res3b)."""
         for block, *_, projection in RESNET_BLOCKS:
             shortcut = self._conv_bn(x, f"res{block}_branch1", f"bn{block}_branch1", False) if projection else x
             y = self._conv_bn(x, f"res{block}_branch2a", f"bn{block}_branch2a", True)
@@ -232,18 +249,11 @@ class LinearizationNet(nn.Module):
 
     def forward(self, c: torch.Tensor, taps: Taps = None) -> torch.Tensor:
         """c: dequantized LDR (B, 3, H, W) in [0, 1], any H, W → inverse response (B, 1024)."""
-        features = self.input_features(c)
-        feature = self.feature(features, taps)
+        feature = self.feature(self.stem(c, taps), taps)
         weights = self.ae_invcrf_decode_net["dense"](feature)
         raw = self.g0 + weights @ self.components.t()
         if taps is not None:
-            (height, width), top, left = (
-                c.shape[2:],
-                same_padding(c.shape[2], 7, 2)[0],
-                same_padding(c.shape[3], 7, 2)[0],
-            )
-            interior = features[..., top : top + height, left : left + width]
-            taps.update(features_102=interior, feature_512=feature, pca_w_11=weights, invcrf_before_increase=raw)
+            taps.update(feature_512=feature, pca_w_11=weights, invcrf_before_increase=raw)
         return increase(raw)
 
 
@@ -299,30 +309,51 @@ def phase_kernels(weight: torch.Tensor) -> torch.Tensor:
     return _fold_axis(_fold_axis(weight, 2), 4).transpose(0, 1).reshape(4 * c_out, c_in, 2, 2)
 
 
-def upsampled_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, kernels: torch.Tensor | None = None):
+def upsampled_conv(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, kernels: tuple[torch.Tensor, ...] | None = None
+) -> torch.Tensor:
     """``conv2d(reflect_pad_1(nearest_x2(x)), weight, bias)`` for a 3×3 ``weight``, computed without the upsampled
     image: each of the four output phases (row parity a, column parity b) is a 2×2 conv of x replicate-padded by one
-    pixel (reflect = replicate after nearest ×2, since rows 0 and 1 are equal). One conv of 4·C_out 2×2 kernels on
-    the low-resolution input does 16 instead of 36 multiply-adds per input pixel and channel pair, and no tensor of
-    4× the input's size is made (at full frame the last one would be 0.8 GB); equal up to float rounding.
-    ``kernels``: ``phase_kernels(weight)`` computed beforehand (inference folds them once)."""
+    pixel (reflect = replicate after nearest ×2, since rows 0 and 1 are equal). The 2×2 convs on the low-resolution
+    input do 16 instead of 36 multiply-adds per input pixel and channel pair, and no tensor of 4× the input's size is
+    made (at full frame the last one would be 0.8 GB); equal up to float rounding.
+    ``kernels``: ``phase_kernels(weight).chunk(4)`` computed beforehand (inference folds them once); then the phases are
+    computed one at a time, so only one phase's map exists beside the output (the four together are as large as the
+    output: 256 bytes per pixel at full frame). Without it (training) one conv computes all four in the graph."""
     c_out = weight.shape[0]
-    kernels = phase_kernels(weight) if kernels is None else kernels
-    y = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), kernels, bias.repeat(4))
+    padded = F.pad(x, (1, 1, 1, 1), mode="replicate")
+    if kernels is None:
+        y = F.conv2d(padded, phase_kernels(weight), bias.repeat(4))
+        phases = (y[:, k * c_out : (k + 1) * c_out] for k in range(4))
+    else:
+        phases = (F.conv2d(padded, kernel, bias) for kernel in kernels)
     height, width = x.shape[-2:]
-    out = torch.empty(
-        (x.shape[0], c_out, 2 * height, 2 * width),
-        dtype=y.dtype,
-        device=y.device,
-        memory_format=torch.channels_last
-        if y.is_contiguous(memory_format=torch.channels_last)
-        else torch.contiguous_format,
-    )
-    for a in (0, 1):
-        for b in (0, 1):  # phase (a, b) at input pixel (i, j) is the 2×2 conv at padded (i + a, j + b)
-            block = 2 * a + b
-            out[..., a::2, b::2] = y[:, block * c_out : (block + 1) * c_out, a : a + height, b : b + width]
+    out = None
+    for block, phase in enumerate(
+        phases
+    ):  # phase (a, b) at input pixel (i, j) is the 2×2 conv at padded (i + a, j + b)
+        if out is None:
+            channels_last = (phase if kernels is not None else y).is_contiguous(memory_format=torch.channels_last)
+            out = torch.empty(
+                (x.shape[0], c_out, 2 * height, 2 * width),
+                dtype=phase.dtype,
+                device=phase.device,
+                memory_format=torch.channels_last if channels_last else torch.contiguous_format,
+            )
+        a, b = divmod(block, 2)
+        out[..., a::2, b::2] = phase[..., a : a + height, b : b + width]
     return out
+
+
+def batch_norm_(bn: nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
+    """``bn(x)``, in place on x where no gradient is taken and ``bn`` uses its running statistics (inference): the
+    same per-channel x·γ/√(var + ε) + (β − mean·γ/√(var + ε)) torch's CPU kernel computes, without a second map of
+    x's size. Otherwise (training, or a gradient wanted) ``bn(x)`` itself."""
+    if torch.is_grad_enabled() or bn.training:
+        return bn(x)
+    scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
+    shift = bn.bias - bn.running_mean * scale
+    return x.mul_(scale[:, None, None]).add_(shift[:, None, None])
 
 
 class ResizeConv(nn.Module):
@@ -338,21 +369,23 @@ class ResizeConv(nn.Module):
         conv = _tl_conv(c_in, c_out, 3)
         self.weight, self.bias = conv.weight, conv.bias
         self.batch_norm_dc = _tl_bn(c_out)
-        self._folded: tuple[tuple, torch.Tensor] | None = None  # (weight's identity, its phase kernels)
+        self._folded: tuple[tuple, tuple[torch.Tensor, ...]] | None = None  # (weight's identity, its phase kernels)
 
-    def _kernels(self) -> torch.Tensor | None:
+    def _kernels(self) -> tuple[torch.Tensor, ...] | None:
         """The folded kernels, made once per set of weights where no gradient is taken: refolding on every call
         would cost a window 16 MB of short-lived tensors (counted by the tiler's memory probe as per-pixel bytes)."""
         if torch.is_grad_enabled():
             return None  # training: fold inside the graph, so the gradient reaches ``weight``
         key = (self.weight.data_ptr(), self.weight._version, self.weight.dtype, self.weight.device)
         if self._folded is None or self._folded[0] != key:
-            self._folded = (key, phase_kernels(self.weight.detach()))
+            # one tensor per phase, made here: a slice taken per call would count the whole folded kernel (17 MB)
+            # as a window's memory in the tiler's probe
+            self._folded = (key, phase_kernels(self.weight.detach()).chunk(4))
         return self._folded[1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = upsampled_conv(x, self.weight, self.bias, self._kernels())
-        return torch.relu_(self.batch_norm_dc(torch.relu_(y)))
+        return torch.relu_(batch_norm_(self.batch_norm_dc, torch.relu_(y)))
 
 
 VGG16_STAGES = ((3, 64, 2), (64, 128, 2), (128, 256, 3), (256, 512, 3), (512, 512, 3))  # (in, out, convs) per h1..h5
@@ -366,6 +399,26 @@ def _concat_scaled_skip(x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
     fused = torch.cat([x, skip], dim=1)
     fused[:, x.shape[1] :].mul_(SKIP_SCALE)
     return fused
+
+
+def fuse_skip(conv: nn.Conv2d, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+    """The 1×1 ``conv`` over concat[x, skip · SKIP_SCALE]. Where no gradient is taken, as the sum of its two halves
+    (the scale folded into the skip half's weights), without the concatenation: at full frame that is a 128-channel
+    map, the largest tensor of the whole model. Channels-last inputs accumulate both halves into one output (two
+    matrix products); others add a second conv's output. Equal up to float rounding."""
+    if torch.is_grad_enabled():
+        return conv(_concat_scaled_skip(x, skip))
+    weight = conv.weight[:, :, 0, 0]
+    w_x, w_skip = weight[:, : x.shape[1]], weight[:, x.shape[1] :] * SKIP_SCALE
+    if x.is_contiguous(memory_format=torch.channels_last) and skip.is_contiguous(memory_format=torch.channels_last):
+        batch, _, height, width = x.shape
+        rows = x.permute(0, 2, 3, 1).reshape(-1, x.shape[1])  # views: channels-last is (N, H, W, C) in memory
+        skip_rows = skip.permute(0, 2, 3, 1).reshape(-1, skip.shape[1])
+        out = torch.addmm(conv.bias, rows, w_x.t())
+        out.addmm_(skip_rows.to(out.dtype), w_skip.t().to(out.dtype))
+        return out.view(batch, height, width, -1).permute(0, 3, 1, 2)
+    out = F.conv2d(x, w_x[..., None, None], conv.bias)
+    return out.add_(F.conv2d(skip, w_skip[..., None, None]))
 
 
 class HallucinationNet(nn.Module):
@@ -438,10 +491,10 @@ class HallucinationNet(nn.Module):
             taps["hal_h6_relu"] = x
         for step in range(1, 7):
             block = self.decoder[f"h{step}"]
-            if "fuse_skip_connection" in block:
-                x = block["fuse_skip_connection"](_concat_scaled_skip(x, skips[7 - step]))
+            if "fuse_skip_connection" in block:  # the skips in reverse order, each dropped once fused
+                x = fuse_skip(block["fuse_skip_connection"], x, skips.pop())
             if "decon2d" in block:
                 x = block["decon2d"](x)
         h7 = self.decoder["h7"]
         x = torch.relu_(h7["batch_norm"](h7["conv2d"](x)))
-        return h7["fuse_skip_connection"](_concat_scaled_skip(x, skips[0]))
+        return fuse_skip(h7["fuse_skip_connection"], x, skips.pop())
