@@ -11,7 +11,8 @@ outputs agree up to float rounding; with the (default) effective halo they agree
 Blending is not needed, and would only average two approximations.
 
 The halo is *measured* on the model itself, with its own weights (``receptive_field``): from the input gradient of an
-aligned block of output pixels on a random input, the *effective* radius outside which at most ``EFFECTIVE_MASS``
+aligned block of output pixels on a random input (another one, up to ``PROBE_INPUTS``, where a clamped output such as
+a ReLU head gives that block no gradient at all), the *effective* radius outside which at most ``EFFECTIVE_MASS``
 (1e-5) of the gradient mass lies is the default; the *exact* radius (the gradient's support; HDRUNet 93 px, the
 two-stage net 17 px) is available with ``halo_exact=True`` and makes tiles equal the untiled pass up to float
 rounding. On HDRUNet (random init) the effective halo is 20–24 px instead of 96 px: 2.4× less computation for a tiled
@@ -73,7 +74,10 @@ log = logging.getLogger(__name__)
 
 RADIUS_CAP = 256  # largest receptive-field radius measured exactly (the probe is ~2·cap pixels wide)
 EFFECTIVE_MASS = 1e-5  # beyond the cap: halo = radius holding all but this share of the input-gradient mass
-PROBE_SETTINGS = f"gradient probe v1, caps 32/96/{RADIUS_CAP}, mass {EFFECTIVE_MASS:g}"  # keys the disk cache
+PROBE_INPUTS = 4  # seeded random inputs tried before a zero input gradient is taken to mean a constant output
+PROBE_SETTINGS = (
+    f"gradient probe v2, caps 32/96/{RADIUS_CAP}, mass {EFFECTIVE_MASS:g}, inputs {PROBE_INPUTS}"  # disk cache key
+)
 PROBE_SIZE = 128  # side of the window used to measure activation bytes per pixel
 MEMORY_PROBE_SETTINGS = f"activation bytes v2, {PROBE_SIZE} px"  # keys the disk cache
 DEFAULT_BUDGET = 1 << 30  # peak RSS growth for one window: about 1.4 GB peak RSS in all at 2 MP
@@ -205,10 +209,10 @@ def _round_up(value: int, multiple: int) -> int:
 # Receptive field and memory, measured on the model
 
 
-def _gradient_map(hooks: TilingHooks, size: int, block: int) -> tuple[torch.Tensor, int]:
-    """|d(sum of a block×block output block at the centre)/d input|, summed over channels, on a seeded random input
-    of size×size (aligned). Returns the map and the block's first row/column."""
-    generator = torch.Generator().manual_seed(0)
+def _gradient_map(hooks: TilingHooks, size: int, block: int, seed: int = 0) -> tuple[torch.Tensor, int]:
+    """|d(sum of a block×block output block at the centre)/d input|, summed over channels, on a random input of
+    size×size (aligned) drawn with ``seed``. Returns the map and the block's first row/column."""
+    generator = torch.Generator().manual_seed(seed)
     with torch.enable_grad(), torch.inference_mode(False):
         # channels-last: oneDNN's fast path, forward and backward (about 3× faster than NCHW on CPU)
         x = torch.rand(1, 3, size, size, generator=generator).to(hooks.device)
@@ -256,10 +260,15 @@ def _measure_receptive_field(model: nn.Module) -> ReceptiveField:
     exact = None
     for cap in (32, 96, RADIUS_CAP):
         size = _round_up(2 * cap + block, block) + 2 * block
-        grad, start = _gradient_map(hooks, size, block)
+        for seed in range(PROBE_INPUTS):
+            # a ReLU head can clamp the whole block to 0 on one input (the two-stage net at some random inits): no
+            # gradient there says nothing about the receptive field, so another input is tried
+            grad, start = _gradient_map(hooks, size, block, seed)
+            if bool(grad.any()):
+                break
         rows = torch.nonzero(grad.sum(1)).flatten()
         cols = torch.nonzero(grad.sum(0)).flatten()
-        if len(rows) == 0:  # the output ignores the input (constant): no context needed
+        if len(rows) == 0:  # no input moves the block: the output ignores the input (constant), no context needed
             exact = 0
             break
         if not (rows[0] == 0 or cols[0] == 0 or rows[-1] == size - 1 or cols[-1] == size - 1):
