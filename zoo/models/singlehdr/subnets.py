@@ -222,13 +222,10 @@ class LinearizationNet(nn.Module):
         net = self.crf_feature_net
         features = self.input_features(c)
         conv1 = net["conv1"](features)
-        if taps is not None:
-            (height, width), top, left = (
-                c.shape[2:],
-                same_padding(c.shape[2], 7, 2)[0],
-                same_padding(c.shape[3], 7, 2)[0],
-            )
-            taps.update(features_102=features[..., top : top + height, left : left + width], conv1_out=conv1)
+        if taps is not None:  # the features inside conv1's zero border
+            top, left = same_padding(c.shape[2], 7, 2)[0], same_padding(c.shape[3], 7, 2)[0]
+            interior = features[..., top : top + c.shape[2], left : left + c.shape[3]]
+            taps.update(features_102=interior, conv1_out=conv1)
         del features
         x = max_pool_same(torch.relu_(net["bn_conv1"](conv1)), 3, 2)
         if taps is not None:
@@ -329,11 +326,10 @@ def upsampled_conv(
         phases = (F.conv2d(padded, kernel, bias) for kernel in kernels)
     height, width = x.shape[-2:]
     out = None
-    for block, phase in enumerate(
-        phases
-    ):  # phase (a, b) at input pixel (i, j) is the 2×2 conv at padded (i + a, j + b)
-        if out is None:
-            channels_last = (phase if kernels is not None else y).is_contiguous(memory_format=torch.channels_last)
+    # phase (a, b) at input pixel (i, j) is the 2×2 conv at padded (i + a, j + b)
+    for block, phase in enumerate(phases):
+        if out is None:  # laid out as the conv's output (a training phase is a channel slice of y: ask y)
+            channels_last = (y if kernels is None else phase).is_contiguous(memory_format=torch.channels_last)
             out = torch.empty(
                 (x.shape[0], c_out, 2 * height, 2 * width),
                 dtype=phase.dtype,
